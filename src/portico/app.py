@@ -1,0 +1,229 @@
+"""Assemble Portico from its settings: the components, the one stage chain, and the ASGI app. No logic here.
+
+    ASGI:   /mcp  /servers/{id}/mcp  →  McpEndpoint  →  pipeline
+            /healthz /readyz /metrics
+    chain:  Audit → Metrics → Errors → Route → Catalog (lists, handshake) → Upstream terminal
+
+Later stages (identity, rate limits, policy, pins, DLP) slot in between Route and Catalog here, and only here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from portico.audit.log import AuditLog
+from portico.audit.stage import AuditStage
+from portico.catalog.catalog import Catalog, Kind
+from portico.catalog.stage import CatalogStage, RouteStage
+from portico.config import Settings
+from portico.metrics import Metrics, MetricsStage
+from portico.pipeline import ErrorStage, Pipeline
+from portico.store.db import Store, open_store
+from portico.transport.endpoint import McpEndpoint
+from portico.transport.guard import HostGuard
+from portico.transport.notify import ChangeHub
+from portico.transport.session import MemorySessionStore, SessionRuntime
+from portico.types import JSON, CallNext, Stage
+from portico.upstream.model import Health
+from portico.upstream.pool import UpstreamPool
+from portico.upstream.stage import UpstreamTerminal
+
+log = logging.getLogger("portico")
+
+_SERVER_PATH = re.compile(r"^/servers/([a-z0-9][a-z0-9-]{0,47})/mcp/?$")
+_LIST_CHANGED: dict[Kind, str] = {
+    "tools": "notifications/tools/list_changed",
+    "prompts": "notifications/prompts/list_changed",
+    "resources": "notifications/resources/list_changed",
+    "resourceTemplates": "notifications/resources/list_changed",
+}
+STARTUP_CONNECT_WAIT_S = 20.0
+
+
+@dataclass
+class Portico:
+    """A running (or ready to run) Portico: every component, reachable for tests and the CLI."""
+
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    store: Store | None = None
+    audit: AuditLog | None = None
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.runtime = SessionRuntime()
+        self.sessions = MemorySessionStore(s.sessions.idle_timeout_s, s.sessions.max_sessions)
+        self.hub = ChangeHub(self.runtime)
+        self.pool = UpstreamPool(s.servers, self._on_upstream_notification)
+        self.catalog = Catalog(self.pool, s.catalog, [server.id for server in s.servers])
+        self.catalog.on_change(self._on_catalog_change)
+        self._refreshing: dict[str, anyio.Event] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self.guard = HostGuard(s.http, s.listen.host)
+
+    # ------------------------------------------------------------------------------------ the chain
+
+    def build_pipeline(self) -> Pipeline:
+        stages: list[Stage] = []
+        if self.audit is not None:
+            stages.append(AuditStage(self.audit))
+        stages += [
+            MetricsStage(self.metrics),
+            ErrorStage(),
+            RouteStage(self.catalog, self.pool),
+            CatalogStage(self.catalog, self.pool, self.settings.catalog.page_size, self.hub.listen),
+        ]
+        terminal: CallNext = UpstreamTerminal(self.pool)
+        return Pipeline(stages, terminal)
+
+    # -------------------------------------------------------------------------------------- running
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Portico]:
+        """Open the store and audit log, connect upstreams, fill the catalog; undo all of it on exit."""
+        async with AsyncExitStack() as stack:
+            self.store = await open_store(self.settings.store)
+            stack.push_async_callback(self.store.close)
+            self.audit = AuditLog(self.store, self.settings.audit)
+            await self.audit.start()
+            stack.push_async_callback(self.audit.stop)
+            self.pipeline = self.build_pipeline()
+            self.endpoint = McpEndpoint(
+                pipeline=self.pipeline,
+                sessions=self.sessions,
+                runtime=self.runtime,
+                guard=self.guard,
+                max_body_bytes=self.settings.http.max_body_bytes,
+                schema_lookup=self._input_schema,
+                standing_stream=self.hub.standing_stream,
+            )
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                await self.pool.start(tg, STARTUP_CONNECT_WAIT_S)
+                with anyio.move_on_after(STARTUP_CONNECT_WAIT_S):
+                    for upstream in self.pool:
+                        if upstream.ready:
+                            await self._refresh(upstream.id)
+                tg.start_soon(self._refresh_timer)
+                try:
+                    yield self
+                finally:
+                    tg.cancel_scope.cancel()
+                    await self.pool.aclose()
+
+    async def _refresh_timer(self) -> None:
+        while True:
+            await anyio.sleep(self.settings.catalog.refresh_interval_s)
+            for upstream in self.pool:
+                self._schedule_refresh(upstream.id)
+
+    def _schedule_refresh(self, server_id: str) -> None:
+        if self._tg is not None and server_id not in self._refreshing:
+            self._refreshing[server_id] = anyio.Event()
+            self._tg.start_soon(self._refresh, server_id)
+
+    async def _refresh(self, server_id: str) -> None:
+        try:
+            upstream = self.pool.get(server_id)
+            await self.catalog.refresh(upstream)
+            self.metrics.catalog_tools.labels(server_id).set(len(self.catalog.entries("tools", server_id)))
+        except Exception:  # a failed refresh keeps the last good lists; the next trigger retries
+            log.exception("catalog refresh of %s failed", server_id)
+        finally:
+            done = self._refreshing.pop(server_id, None)
+            if done is not None:
+                done.set()
+
+    async def _on_upstream_notification(self, server_id: str, method: str, params: JSON) -> None:
+        if method.endswith("/list_changed") or method == "notifications/portico/connected":
+            self._schedule_refresh(server_id)
+        elif method == "notifications/resources/updated" and isinstance(params.get("uri"), str):
+            entry = self.catalog.resolve("resources", server_id, params["uri"])
+            self.hub.publish(server_id, method, params, entry.public if entry else params["uri"])
+
+    async def _on_catalog_change(self, server_id: str, kinds: frozenset[Kind]) -> None:
+        for method in sorted({_LIST_CHANGED[k] for k in kinds}):
+            self.hub.publish(server_id, method, {})
+
+    def _input_schema(self, scope: str | None, name: str) -> Any:
+        entry = self.catalog.resolve("tools", scope, name)
+        return entry.definition.get("inputSchema") if entry is not None else None
+
+    # ------------------------------------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path in ("/mcp", "/mcp/"):
+            await self.endpoint(scope, receive, send, None)
+            return
+        match = _SERVER_PATH.match(path)
+        if match is not None and match.group(1) in self.pool:
+            await self.endpoint(scope, receive, send, match.group(1))
+            return
+        if path == "/healthz":
+            await _json(send, 200, {"status": "ok"})
+        elif path == "/readyz":
+            await self._readyz(send)
+        elif path == "/metrics":
+            for upstream in self.pool:
+                self.metrics.upstream_up.labels(upstream.id).set(1 if upstream.ready else 0)
+            await _send(send, 200, self.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
+        else:
+            await _json(send, 404, {"error": "not found"})
+
+    async def _readyz(self, send: Send) -> None:
+        upstreams = {u.id: u.health.to_json() for u in self.pool}
+        enabled = [u for u in self.pool if u.health.state is not Health.DISABLED]
+        ready = all(u.ready for u in enabled)
+        body = {
+            "status": "ready" if ready else "degraded",
+            "upstreams": upstreams,
+            "pipeline": self.pipeline.stage_names,
+        }
+        # Degraded still serves every healthy server's tools: 200, so one dead upstream doesn't pull the portal
+        # out of a load balancer. Only "nothing at all is reachable" is 503.
+        status = 200 if ready or any(u.ready for u in enabled) or not enabled else 503
+        await _json(send, status, body)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        started = False
+        try:
+            async with self.running():
+                started = True
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # lifespan.shutdown
+        except Exception as exc:
+            log.exception("Portico failed")
+            if not started:
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _json(send: Send, status: int, body: JSON) -> None:
+    await _send(send, status, orjson.dumps(body), b"application/json")
+
+
+async def _send(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def build_app(settings: Settings) -> Portico:
+    return Portico(settings)

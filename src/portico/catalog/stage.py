@@ -1,0 +1,213 @@
+"""Two stages backed by the catalog.
+
+`RouteStage` (early in the chain) resolves what an exchange addresses: the server and the upstream's own name
+for a tool, prompt or resource, so later stages (policy, DLP) can judge it. `CatalogStage` (just before the
+upstream terminal) answers what Portico knows itself: the handshake, discovery, ping and every list, filtered
+by the `visible` predicates that enforcement stages put in `exchange.notes` — so a tool a caller may not call
+is a tool it cannot see.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+
+import orjson
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
+
+from portico import __version__
+from portico.catalog.catalog import Catalog, Entry, Kind
+from portico.errors import RESOURCE_NOT_FOUND_LEGACY, InvalidParamsError, NotFoundError
+from portico.types import JSON, CallNext, Era, Exchange, Reply
+from portico.upstream.pool import UpstreamPool
+
+Visible = Callable[[Entry], bool]
+
+PORTAL_INFO: JSON = {"name": "portico", "title": "Portico MCP portal", "version": __version__}
+_LISTS: dict[str, Kind] = {
+    "tools/list": "tools",
+    "prompts/list": "prompts",
+    "resources/list": "resources",
+    "resources/templates/list": "resourceTemplates",
+}
+
+
+def add_visibility(exchange: Exchange, predicate: Visible) -> None:
+    """For enforcement stages: hide catalog entries from this exchange's listings."""
+    exchange.notes.setdefault("visible", []).append(predicate)
+
+
+class RouteStage:
+    def __init__(self, catalog: Catalog, pool: UpstreamPool) -> None:
+        self._catalog = catalog
+        self._pool = pool
+
+    async def __call__(self, exchange: Exchange, call_next: CallNext) -> Reply:
+        method = exchange.method
+        params = exchange.params
+        if method in ("tools/call", "prompts/get"):
+            kind: Kind = "tools" if method == "tools/call" else "prompts"
+            name = params.get("name")
+            if not isinstance(name, str):
+                raise InvalidParamsError("Invalid params: `name` must be a string")
+            entry = self._catalog.resolve(kind, exchange.scope, name)
+            if entry is None:
+                raise NotFoundError(f"Unknown {'tool' if kind == 'tools' else 'prompt'}: {_clip(name)}")
+            exchange.server_id, exchange.target = entry.server_id, entry.name
+            exchange.notes["entry"] = entry
+            if kind == "tools":
+                exchange.notes["input_schema"] = entry.definition.get("inputSchema")
+        elif method in ("resources/read", "resources/subscribe", "resources/unsubscribe"):
+            uri = params.get("uri")
+            if not isinstance(uri, str):
+                raise InvalidParamsError("Invalid params: `uri` must be a string")
+            found = self._catalog.resolve_resource(exchange.scope, uri)
+            if found is None:
+                error = NotFoundError("Resource not found", data={"uri": _clip(uri)})
+                if exchange.era is Era.LEGACY:
+                    error.code = RESOURCE_NOT_FOUND_LEGACY
+                raise error
+            exchange.server_id, exchange.target = found
+        elif method == "completion/complete":
+            self._route_completion(exchange)
+        else:
+            exchange.server_id = exchange.scope
+        return await call_next(exchange)
+
+    def _route_completion(self, exchange: Exchange) -> None:
+        ref = exchange.params.get("ref")
+        if not isinstance(ref, dict):
+            raise InvalidParamsError("Invalid params: `ref` must be an object")
+        if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
+            entry = self._catalog.resolve("prompts", exchange.scope, ref["name"])
+            if entry is None:
+                raise NotFoundError("Unknown prompt")
+            exchange.server_id = entry.server_id
+            exchange.params = {**exchange.params, "ref": {**ref, "name": entry.name}}
+        elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
+            found = self._catalog.resolve_resource(exchange.scope, ref["uri"])
+            if found is None:
+                raise NotFoundError("Resource not found")
+            exchange.server_id = found[0]
+            exchange.params = {**exchange.params, "ref": {**ref, "uri": found[1]}}
+        else:
+            raise InvalidParamsError("Invalid params: unknown completion reference")
+
+
+class CatalogStage:
+    def __init__(
+        self, catalog: Catalog, pool: UpstreamPool, page_size: int, listen: Callable[[Exchange], Awaitable[Reply]]
+    ) -> None:
+        self._catalog = catalog
+        self._pool = pool
+        self._page_size = page_size
+        self._listen = listen
+
+    async def __call__(self, exchange: Exchange, call_next: CallNext) -> Reply:
+        method = exchange.method
+        kind = _LISTS.get(method)
+        if kind is not None:
+            return Reply.ok(self._list(exchange, kind))
+        if method == "initialize":
+            return Reply.ok(self._initialize(exchange))
+        if method == "server/discover":
+            return Reply.ok(self._discover(exchange))
+        if method in ("ping", "logging/setLevel"):
+            return Reply.ok({})
+        if method == "subscriptions/listen":
+            return await self._listen(exchange)
+        return await call_next(exchange)
+
+    def server_identity(self, scope: str | None) -> tuple[JSON, JSON, str | None]:
+        """(serverInfo, capabilities, instructions) that an endpoint presents."""
+        if scope is not None:
+            upstream = self._pool.get(scope)
+            if upstream.info is not None:
+                capabilities = dict(upstream.info.capabilities)
+                for key in ("tools", "prompts", "resources"):
+                    if isinstance(capabilities.get(key), dict):
+                        capabilities[key] = {**capabilities[key], "listChanged": True}
+                return upstream.info.server_info or PORTAL_INFO, capabilities, upstream.info.instructions
+            return {**PORTAL_INFO, "name": f"portico/{scope}"}, _portal_capabilities(False), None
+        subscribe = any(
+            isinstance(u.info.capabilities.get("resources"), dict)
+            and bool(u.info.capabilities["resources"].get("subscribe"))
+            for u in self._pool
+            if u.info is not None
+        )
+        instructions = "Portico portal: tools and prompts are named <server>__<name>; call them by that name."
+        return PORTAL_INFO, _portal_capabilities(subscribe), instructions
+
+    def _initialize(self, exchange: Exchange) -> JSON:
+        requested = exchange.params.get("protocolVersion")
+        version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
+        info, capabilities, instructions = self.server_identity(exchange.scope)
+        result: JSON = {"protocolVersion": version, "capabilities": capabilities, "serverInfo": info}
+        if instructions:
+            result["instructions"] = instructions
+        return result
+
+    def _discover(self, exchange: Exchange) -> JSON:
+        info, capabilities, instructions = self.server_identity(exchange.scope)
+        capabilities = {k: v for k, v in capabilities.items() if k != "logging"}
+        result: JSON = {
+            "supportedVersions": list(MODERN_PROTOCOL_VERSIONS),
+            "capabilities": capabilities,
+            "serverInfo": info,
+            "ttlMs": 0,
+            "cacheScope": "private",
+        }
+        if instructions:
+            result["instructions"] = instructions
+        return result
+
+    def _list(self, exchange: Exchange, kind: Kind) -> JSON:
+        entries = self._catalog.entries(kind, exchange.scope)
+        predicates: list[Visible] = exchange.notes.get("visible", [])
+        if predicates:
+            entries = [e for e in entries if all(p(e) for p in predicates)]
+        offset = _decode_cursor(exchange.params.get("cursor"))
+        page = entries[offset : offset + self._page_size]
+        public = exchange.scope is None
+        result: JSON = {kind: [e.portal_definition if public else e.definition for e in page]}
+        if offset + self._page_size < len(entries):
+            result["nextCursor"] = _encode_cursor(offset + self._page_size)
+        if exchange.era is Era.MODERN:
+            result["ttlMs"] = 0
+            result["cacheScope"] = "private"
+        return result
+
+
+def _portal_capabilities(subscribe: bool) -> JSON:
+    return {
+        "tools": {"listChanged": True},
+        "prompts": {"listChanged": True},
+        "resources": {"listChanged": True, "subscribe": subscribe},
+        "completions": {},
+        "logging": {},
+    }
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"o": offset})).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: object) -> int:
+    if cursor is None:
+        return 0
+    offset: object = None
+    if isinstance(cursor, str) and len(cursor) < 256:
+        try:
+            data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        except (ValueError, orjson.JSONDecodeError):
+            data = None
+        offset = data.get("o") if isinstance(data, dict) else None
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidParamsError("Invalid params: unknown or malformed cursor")
+    return offset
+
+
+def _clip(text: str) -> str:
+    """Client input echoed in an error is cut short and stripped of control characters."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text[:64])
+    return clean + ("…" if len(text) > 64 else "")

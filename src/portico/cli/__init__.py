@@ -1,0 +1,1 @@
+"""The `portico` command line: thin commands over the library (serve, demo, audit, config)."""

@@ -1,0 +1,94 @@
+"""`portico demo`: start the demo upstreams, write a demo config, and serve it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from ruamel.yaml import YAML
+
+console = Console(stderr=True)
+REMOTE_DEMOS = {"tickets": "http", "weather": "sse"}
+
+
+def _start(name: str, transport: str) -> tuple[subprocess.Popen[bytes], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "portico.demo.servers", name, "--transport", transport],
+        stdout=subprocess.PIPE, start_new_session=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    line = b""
+    while time.monotonic() < deadline and not line.startswith(b"LISTENING "):
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            raise typer.Exit(f"demo server {name} failed to start")  # type: ignore[arg-type]
+    return process, line.split()[1].decode()
+
+
+def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, object]:
+    servers: list[dict[str, object]] = [
+        {"id": "notes", "title": "Notes (stdio, run by Portico)",
+         "command": [sys.executable, "-m", "portico.demo.servers", "notes", "--transport", "stdio"]},
+        {"id": "tickets", "title": "Tickets (Streamable HTTP)", "url": urls["tickets"]},
+        {"id": "weather", "title": "Weather (legacy SSE)", "url": urls["weather"], "transport": "sse"},
+    ]
+    return {
+        "auth": "none",
+        "listen": {"host": "127.0.0.1", "port": port},
+        "store": {"url": f"sqlite:///{data_dir / 'portico.db'}"},
+        "audit": {"spool_dir": str(data_dir / "audit-spool")},
+        "servers": servers,
+    }
+
+
+def demo(
+    port: Annotated[int, typer.Option(help="Port for the portal.")] = 8080,
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its config, database and audit log.")] = Path(
+        ".portico/demo"
+    ),
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+) -> None:
+    """Run Portico with demo upstream servers (stdio, Streamable HTTP and legacy SSE) on the embedded store."""
+    from portico.cli.main import run_server
+    from portico.config import load
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        urls: dict[str, str] = {}
+        for name, transport in REMOTE_DEMOS.items():
+            process, urls[name] = _start(name, transport)
+            processes.append(process)
+        config_path = data_dir / "portico.yaml"
+        with config_path.open("w") as out:
+            out.write("# Written by `portico demo`; serve it again with `portico serve --config` this file.\n")
+            YAML().dump(demo_config(data_dir, urls, port), out)
+        settings = load(config_path)
+        exe = Path(sys.executable).parent / "portico"
+        banner = (
+            f"  servers: notes (stdio), tickets ({urls['tickets']}), weather ({urls['weather']})\n"
+            f"  per-server URLs: http://127.0.0.1:{port}/servers/<id>/mcp\n"
+            f"  audit log: {exe} audit tail --config {config_path}\n"
+            f"  health: http://127.0.0.1:{port}/readyz   metrics: http://127.0.0.1:{port}/metrics"
+        )
+        run_server(settings, None, None, log_level, banner)
+    finally:
+        for process in processes:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for process in processes:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)

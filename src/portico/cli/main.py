@@ -1,0 +1,89 @@
+"""`portico` — the entry point. Each command is a thin layer over the library; errors end as one clear line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from portico import __version__
+from portico.cli.audit import app as audit_app
+from portico.cli.demo import demo
+from portico.config import check_bind, load
+from portico.errors import ConfigError
+
+app = typer.Typer(help="Portico: the governed front door for MCP.", no_args_is_help=True, add_completion=False)
+app.add_typer(audit_app, name="audit")
+app.command()(demo)
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option("--config", "-c", help="portico.yaml to serve.")],
+    host: Annotated[str | None, typer.Option(help="Bind address (overrides listen.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Bind port (overrides listen.port).")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the portal described by a config file."""
+    settings = load(config)
+    run_server(settings, host, port, log_level)
+
+
+@app.command("check")
+def check(config: Annotated[Path, typer.Option("--config", "-c", help="portico.yaml to validate.")]) -> None:
+    """Validate a config file and exit (0 when valid)."""
+    settings = load(config)
+    check_bind(settings, settings.listen.host)
+    console.print(f"[green]ok[/green] {config}: {len(settings.servers)} servers")
+
+
+@app.command()
+def version() -> None:
+    """Print Portico's version."""
+    print(__version__)
+
+
+def run_server(settings: object, host: str | None, port: int | None, log_level: str, banner: str = "") -> None:
+    import uvicorn
+
+    from portico.app import Portico
+    from portico.config import ListenSettings, Settings
+
+    assert isinstance(settings, Settings)
+    listen = ListenSettings(host=host or settings.listen.host, port=settings.listen.port if port is None else port)
+    settings = settings.model_copy(update={"listen": listen})
+    check_bind(settings, listen.host)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    portico = Portico(settings)
+    shown = "[::1]" if listen.host == "::1" else listen.host
+    console.print(f"[bold]Portico {__version__}[/bold] portal: [cyan]http://{shown}:{listen.port}/mcp[/cyan]")
+    if banner:
+        console.print(banner)
+    uvicorn.run(
+        portico,
+        host=listen.host,
+        port=listen.port,
+        log_level=log_level,
+        lifespan="on",
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/red] {exc.public}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

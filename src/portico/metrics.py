@@ -1,0 +1,61 @@
+"""Prometheus metrics: calls, errors and latency per server and method. An observer: it never fails a call."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from portico.types import CallNext, Exchange, Outcome, Reply
+
+log = logging.getLogger("portico.metrics")
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.calls = Counter(
+            "portico_exchanges_total",
+            "JSON-RPC requests handled",
+            ["server", "method", "outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "portico_exchange_seconds",
+            "Time to answer a JSON-RPC request",
+            ["server", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_up = Gauge(
+            "portico_upstream_up", "1 when the upstream is connected and ready", ["server"], registry=self.registry
+        )
+        self.catalog_tools = Gauge(
+            "portico_catalog_tools", "Tools listed per upstream", ["server"], registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsStage:
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def __call__(self, exchange: Exchange, call_next: CallNext) -> Reply:
+        start = time.perf_counter()
+        outcome = Outcome.ERROR
+        try:
+            reply = await call_next(exchange)
+            outcome = reply.outcome
+            return reply
+        finally:
+            try:
+                server = exchange.server_id or exchange.scope or "portal"
+                self._metrics.calls.labels(server, exchange.method, outcome.value).inc()
+                self._metrics.latency.labels(server, exchange.method).observe(time.perf_counter() - start)
+            except Exception:  # an observer may fail alone, never the call
+                log.exception("metrics: recording failed")

@@ -1,0 +1,171 @@
+"""Legacy-era client sessions.
+
+A session's *record* (who owns it, negotiated version, client capabilities) lives in a `SessionStore`, which
+is in-process by default and is the seam for a shared (Redis) store, so any replica can serve any request of a
+session. What cannot be shared — open GET streams, server-to-client requests awaiting an answer, calls in flight
+that a `notifications/cancelled` may stop — lives in `SessionRuntime`, per process; a multi-replica deployment
+relays those by session id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+
+from portico.types import JSON, RequestId
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: str
+    subject: str
+    scope: str | None
+    protocol_version: str
+    client_capabilities: JSON
+    client_info: JSON | None
+    created: float
+
+
+class SessionStore(Protocol):
+    async def create(self, record: SessionRecord) -> bool:
+        """Store a new session; False when the store is full."""
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """The live session (refreshing its idle timer), or None if unknown or expired."""
+
+    async def delete(self, session_id: str) -> bool:
+        """End a session; False if it did not exist."""
+
+
+def new_session_id() -> str:
+    """128 bits from the OS CSPRNG, visible ASCII."""
+    return secrets.token_hex(16)
+
+
+class MemorySessionStore:
+    def __init__(self, idle_timeout_s: float, max_sessions: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._idle = idle_timeout_s
+        self._max = max_sessions
+        self._clock = clock
+        self._records: dict[str, tuple[SessionRecord, float]] = {}
+
+    async def create(self, record: SessionRecord) -> bool:
+        self._expire()
+        if len(self._records) >= self._max:
+            return False
+        self._records[record.id] = (record, self._clock())
+        return True
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        found = self._records.get(session_id)
+        if found is None:
+            return None
+        record, seen = found
+        now = self._clock()
+        if now - seen > self._idle:
+            del self._records[session_id]
+            return None
+        self._records[session_id] = (record, now)
+        return record
+
+    async def delete(self, session_id: str) -> bool:
+        return self._records.pop(session_id, None) is not None
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for session_id in [s for s, (_, seen) in self._records.items() if now - seen > self._idle]:
+            del self._records[session_id]
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+@dataclass(slots=True)
+class _Runtime:
+    in_flight: dict[RequestId, anyio.CancelScope] = field(default_factory=dict)
+    waiting: dict[str, tuple[anyio.Event, list[JSON]]] = field(default_factory=dict)
+    streams: list[anyio.abc.ObjectSendStream[bytes]] = field(default_factory=list)
+
+
+class SessionRuntime:
+    """Per-process state of sessions (see module docstring)."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, _Runtime] = {}
+
+    def _get(self, session_id: str) -> _Runtime:
+        runtime = self._sessions.get(session_id)
+        if runtime is None:
+            runtime = self._sessions[session_id] = _Runtime()
+        return runtime
+
+    def track(self, session_id: str, request_id: RequestId, scope: anyio.CancelScope) -> None:
+        self._get(session_id).in_flight[request_id] = scope
+
+    def untrack(self, session_id: str, request_id: RequestId) -> None:
+        runtime = self._sessions.get(session_id)
+        if runtime is not None:
+            runtime.in_flight.pop(request_id, None)
+
+    def cancel(self, session_id: str, request_id: RequestId) -> bool:
+        runtime = self._sessions.get(session_id)
+        scope = runtime.in_flight.get(request_id) if runtime else None
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
+
+    def expect_answer(self, session_id: str, request_id: str) -> tuple[anyio.Event, list[JSON]]:
+        waiter: tuple[anyio.Event, list[JSON]] = (anyio.Event(), [])
+        self._get(session_id).waiting[request_id] = waiter
+        return waiter
+
+    def forget_answer(self, session_id: str, request_id: str) -> None:
+        runtime = self._sessions.get(session_id)
+        if runtime is not None:
+            runtime.waiting.pop(request_id, None)
+
+    def deliver_answer(self, session_id: str, message: JSON) -> bool:
+        runtime = self._sessions.get(session_id)
+        request_id = message.get("id")
+        waiter = runtime.waiting.pop(request_id, None) if runtime and isinstance(request_id, str) else None
+        if waiter is None:
+            return False
+        waiter[1].append(message)
+        waiter[0].set()
+        return True
+
+    def open_stream(self, session_id: str) -> anyio.abc.ObjectReceiveStream[bytes] | None:
+        """A standing (GET) stream for the session; None if one is already open (the client gets 409)."""
+        runtime = self._get(session_id)
+        runtime.streams = [s for s in runtime.streams if not s._closed]  # type: ignore[attr-defined]
+        if runtime.streams:
+            return None
+        send, receive = anyio.create_memory_object_stream[bytes](256)
+        runtime.streams.append(send)
+        return receive
+
+    def broadcast(self, frame: bytes, accept: Callable[[str], bool]) -> None:
+        """Queue a frame on the standing stream of every session `accept`s; a full queue drops it."""
+        for session_id, runtime in self._sessions.items():
+            if runtime.streams and accept(session_id):
+                for stream in runtime.streams:
+                    with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                        stream.send_nowait(frame)
+
+    def end(self, session_id: str) -> None:
+        runtime = self._sessions.pop(session_id, None)
+        if runtime is None:
+            return
+        for scope in runtime.in_flight.values():
+            scope.cancel()
+        for stream in runtime.streams:
+            stream.close()
+        for event, _ in runtime.waiting.values():
+            event.set()

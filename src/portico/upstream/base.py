@@ -1,0 +1,136 @@
+"""The connector base: supervision, health, and the one interface the pipeline uses.
+
+A connector's life is a loop run by `supervise()`: connect (bounded by `connect_timeout_s`), serve until the
+connection breaks, back off, repeat, until Portico shuts down. While it is not ready, `request` fails at once
+with `UpstreamUnavailableError` so callers of a dead server are not held up, and other servers are unaffected.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from portico.config import ServerSettings
+from portico.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
+from portico.types import JSON, Exchange
+from portico.upstream.model import Health, HealthReport, UpstreamInfo
+
+log = logging.getLogger("portico.upstream")
+
+# (server_id, method, params) of a notification the upstream sent outside any call: list_changed and
+# resources/updated feed the catalog and subscriptions.
+NotificationListener = Callable[[str, str, JSON], Awaitable[None]]
+
+
+class Upstream(abc.ABC):
+    """One upstream server. Subclasses implement `_connect` and `_send`."""
+
+    def __init__(self, settings: ServerSettings, on_notification: NotificationListener | None = None) -> None:
+        self.settings = settings
+        self.id = settings.id
+        self.health = HealthReport(Health.STARTING if settings.enabled else Health.DISABLED)
+        self.info: UpstreamInfo | None = None
+        self._on_notification = on_notification
+        self._broken = anyio.Event()
+        self.first_attempt = anyio.Event()  # set once the first connect attempt has ended, either way
+        self.connected = anyio.Event()
+
+    # ------------------------------------------------------------------------------------------- public
+
+    @property
+    def ready(self) -> bool:
+        return self.health.state is Health.READY
+
+    async def request(self, exchange: Exchange, method: str, params: JSON) -> JSON:
+        """Send one request upstream for `exchange`; return the JSON-RPC response (`result` or `error`).
+
+        Messages the upstream sends meanwhile (progress, logs, sampling/elicitation requests) go to
+        `exchange.sink`.
+
+        Raises:
+            UpstreamUnavailableError: not connected, or the connection broke during the call.
+            UpstreamTimeoutError: no answer within `timeout_s` (the upstream is told to cancel).
+        """
+        if not self.ready:
+            raise UpstreamUnavailableError(f"Upstream server {self.id!r} is unavailable", detail=self.health.last_error)
+        try:
+            with anyio.fail_after(self.settings.timeout_s):
+                return await self._send(exchange, method, params)
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(
+                f"Upstream server {self.id!r} did not answer within {self.settings.timeout_s:g} s"
+            ) from exc
+
+    def mark_broken(self, reason: str) -> None:
+        """Called by a subclass when the connection is lost; the supervisor reconnects."""
+        if self.health.state is Health.READY:
+            log.warning("upstream %s: connection lost: %s", self.id, reason)
+        self.health.last_error = reason
+        if self.health.state is not Health.DISABLED:
+            self.health.state = Health.DOWN
+        self._broken.set()
+
+    async def supervise(self) -> None:
+        """Run until cancelled: connect, serve, reconnect with exponential backoff and jitter."""
+        if not self.settings.enabled:
+            self.first_attempt.set()
+            return
+        backoff = self.settings.restart.initial_backoff_s
+        while True:
+            self._broken = anyio.Event()
+            try:
+                async with anyio.create_task_group() as tg:
+                    with anyio.fail_after(self.settings.connect_timeout_s):
+                        self.info = await self._connect(tg)
+                    self.health.state = Health.READY
+                    self.health.last_error = None
+                    self.health.connects += 1
+                    self.connected.set()
+                    self.first_attempt.set()
+                    backoff = self.settings.restart.initial_backoff_s
+                    log.info("upstream %s: ready (%s)", self.id, self.info.protocol_version)
+                    await self._on_ready()
+                    await self._broken.wait()
+                    tg.cancel_scope.cancel()
+            except TimeoutError:
+                self.mark_broken(f"connect timed out after {self.settings.connect_timeout_s:g} s")
+            except UpstreamError as exc:
+                self.mark_broken(exc.detail or exc.public)
+            except OSError as exc:
+                self.mark_broken(f"{type(exc).__name__}: {exc}")
+            finally:
+                self.connected = anyio.Event()
+                with anyio.CancelScope(shield=True):
+                    await self._disconnect()
+            self.first_attempt.set()
+            self.health.state = Health.DOWN
+            self.health.restarts += 1
+            await anyio.sleep(backoff * (0.8 + 0.4 * random.random()))
+            backoff = min(backoff * 2, self.settings.restart.max_backoff_s)
+
+    # ------------------------------------------------------------------------------- for subclasses
+
+    @abc.abstractmethod
+    async def _connect(self, tg: anyio.abc.TaskGroup) -> UpstreamInfo:
+        """Connect and handshake; background readers go into `tg` (cancelled when the connection ends)."""
+
+    @abc.abstractmethod
+    async def _send(self, exchange: Exchange, method: str, params: JSON) -> JSON:
+        """Send one request and wait for its response."""
+
+    async def _disconnect(self) -> None:  # noqa: B027 (optional hook)
+        """Release what `_connect` acquired. Must not raise."""
+
+    async def _on_ready(self) -> None:
+        await self.notify_listener("notifications/portico/connected", {})
+
+    async def notify_listener(self, method: str, params: JSON) -> None:
+        if self._on_notification is not None:
+            await self._on_notification(self.id, method, params)
+
+    async def aclose(self) -> None:
+        await self._disconnect()

@@ -1,0 +1,317 @@
+"""Remote Streamable HTTP upstreams, in both protocol eras.
+
+One pooled `httpx2.AsyncClient` per upstream (its TLS context is built once: building one costs ~100 ms).
+At connect, `era: auto` probes both wires: `server/discover` (2026-07-28) and `initialize` (handshake era,
+one long-lived `Mcp-Session-Id`). Each call then goes out in the caller's own era when the upstream speaks it,
+so progress, logs, sampling and elicitation keep their native shape; otherwise in the era the upstream has.
+
+Messages the upstream sends on a call's SSE stream belong to that call: notifications go to the caller's
+sink, server requests are relayed to the caller and answered upstream. Messages on the standing stream (GET
+on the legacy wire, `subscriptions/listen` on the modern one) feed the catalog (list_changed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx2
+import orjson
+from mcp.shared.inbound import NAME_BEARING_METHODS, encode_header_value, mcp_param_headers, x_mcp_header_map
+
+from portico.config import resolve_secret
+from portico.errors import NoBackChannelError, UpstreamError, UpstreamUnavailableError
+from portico.types import JSON, Era, Exchange
+from portico.upstream.base import Upstream
+from portico.upstream.envelope import LEGACY_VERSION, MODERN_VERSION, legacy_params, modern_params
+from portico.upstream.model import PORTICO_CLIENT_CAPABILITIES, PORTICO_CLIENT_INFO, UpstreamInfo
+from portico.upstream.sse import iter_events
+
+log = logging.getLogger("portico.upstream.http")
+
+ACCEPT = "application/json, text/event-stream"
+LIST_CHANGED = {"toolsListChanged": True, "promptsListChanged": True, "resourcesListChanged": True}
+
+
+class HttpUpstream(Upstream):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._client: httpx2.AsyncClient | None = None
+        self._ids = itertools.count(1)
+        self._session_id: str | None = None
+        self._legacy_version = LEGACY_VERSION
+        self._eras: frozenset[Era] = frozenset()
+        self._session_lock = anyio.Lock()
+
+    # --------------------------------------------------------------------------------------- connect
+
+    async def _connect(self, tg: anyio.abc.TaskGroup) -> UpstreamInfo:
+        assert self.settings.url is not None
+        headers = {name: resolve_secret(value) for name, value in self.settings.headers.items()}
+        self._client = httpx2.AsyncClient(
+            headers=headers,
+            timeout=httpx2.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s),
+            limits=httpx2.Limits(max_connections=64, max_keepalive_connections=32),
+            follow_redirects=False,
+        )
+        wanted = self.settings.era
+        info: UpstreamInfo | None = None
+        eras: set[Era] = set()
+        problems: list[str] = []
+        if wanted in ("auto", "modern"):
+            try:
+                info = await self._discover()
+                eras.add(Era.MODERN)
+            except UpstreamError as exc:
+                problems.append(f"server/discover: {exc.detail or exc.public}")
+        if wanted in ("auto", "legacy"):
+            try:
+                legacy_info = await self._initialize()
+                eras.add(Era.LEGACY)
+                info = info or legacy_info
+            except UpstreamError as exc:
+                problems.append(f"initialize: {exc.detail or exc.public}")
+        if info is None:
+            raise UpstreamUnavailableError(detail="; ".join(problems) or "no protocol era answered")
+        self._eras = frozenset(eras)
+        tg.start_soon(self._standing_stream)
+        return UpstreamInfo(info.server_info, info.capabilities, info.instructions, info.protocol_version, self._eras)
+
+    async def _discover(self) -> UpstreamInfo:
+        response = await self._roundtrip(None, Era.MODERN, "server/discover", {}, retry_session=False)
+        result = _result_or_raise(response, "server/discover")
+        versions = result.get("supportedVersions") or []
+        if MODERN_VERSION not in versions:
+            raise UpstreamUnavailableError(detail=f"server/discover offers no version we speak: {versions}")
+        meta = result.get("_meta") or {}
+        return UpstreamInfo(
+            server_info=meta.get("io.modelcontextprotocol/serverInfo") or result.get("serverInfo") or {},
+            capabilities=result.get("capabilities") or {},
+            instructions=result.get("instructions"),
+            protocol_version=MODERN_VERSION,
+            eras=frozenset({Era.MODERN}),
+        )
+
+    async def _initialize(self) -> UpstreamInfo:
+        self._session_id = None
+        params = {
+            "protocolVersion": LEGACY_VERSION,
+            "capabilities": PORTICO_CLIENT_CAPABILITIES,
+            "clientInfo": PORTICO_CLIENT_INFO,
+        }
+        response = await self._roundtrip(None, Era.LEGACY, "initialize", params, retry_session=False)
+        result = _result_or_raise(response, "initialize")
+        self._legacy_version = str(result.get("protocolVersion") or LEGACY_VERSION)
+        await self._post_message(Era.LEGACY, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return UpstreamInfo(
+            server_info=result.get("serverInfo") or {},
+            capabilities=result.get("capabilities") or {},
+            instructions=result.get("instructions"),
+            protocol_version=self._legacy_version,
+            eras=frozenset({Era.LEGACY}),
+        )
+
+    async def _disconnect(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if self._session_id is not None:
+            try:
+                with anyio.move_on_after(1):
+                    await client.delete(self._url, headers=self._legacy_headers())
+            except httpx2.HTTPError:
+                pass
+            self._session_id = None
+        await client.aclose()
+
+    @property
+    def _url(self) -> str:
+        assert self.settings.url is not None
+        return self.settings.url
+
+    # ------------------------------------------------------------------------------------------ calls
+
+    async def _send(self, exchange: Exchange, method: str, params: JSON) -> JSON:
+        era = exchange.era if exchange.era in self._eras else next(iter(sorted(self._eras)))
+        return await self._roundtrip(exchange, era, method, params, retry_session=True)
+
+    async def _roundtrip(
+        self, exchange: Exchange | None, era: Era, method: str, params: JSON, *, retry_session: bool
+    ) -> JSON:
+        request_id = next(self._ids)
+        params = modern_params(exchange, params) if era is Era.MODERN else legacy_params(params)
+        body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        headers = self._modern_headers(method, params, exchange) if era is Era.MODERN else self._legacy_headers()
+        try:
+            async with self._stream(headers, body) as response:
+                if response.status_code == 404 and era is Era.LEGACY and self._session_id and retry_session:
+                    await response.aclose()
+                    await self._reinitialize()
+                    return await self._roundtrip(exchange, era, method, params, retry_session=False)
+                if method == "initialize" and "mcp-session-id" in response.headers:
+                    self._session_id = response.headers["mcp-session-id"]
+                return await self._read_response(response, request_id, exchange, era)
+        except httpx2.TransportError as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            self.mark_broken(reason)
+            raise UpstreamUnavailableError(f"Upstream server {self.id!r} is unavailable", detail=reason) from exc
+
+    @asynccontextmanager
+    async def _stream(self, headers: dict[str, str], body: JSON) -> AsyncIterator[httpx2.Response]:
+        if self._client is None:
+            raise UpstreamUnavailableError(detail="not connected")
+        request = self._client.build_request("POST", self._url, content=orjson.dumps(body), headers=headers)
+        response = await self._client.send(request, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _read_response(
+        self, response: httpx2.Response, request_id: int, exchange: Exchange | None, era: Era
+    ) -> JSON:
+        content_type = response.headers.get("content-type", "")
+        if content_type.startswith("text/event-stream"):
+            async for event in iter_events(response.aiter_bytes()):
+                if not event.data:
+                    continue
+                message = _loads(event.data)
+                if message is None:
+                    continue
+                if "method" not in message and message.get("id") == request_id:
+                    return message
+                await self._on_stream_message(message, exchange, era)
+            raise UpstreamUnavailableError(detail="the upstream closed the response stream before answering")
+        data = await response.aread()
+        message = _loads(data) if data else None
+        if message is not None and ("result" in message or "error" in message):
+            return message
+        raise UpstreamError(
+            f"Upstream server {self.id!r} sent an invalid response",
+            detail=f"HTTP {response.status_code} {content_type!r}: {data[:200]!r}",
+        )
+
+    async def _on_stream_message(self, message: JSON, exchange: Exchange | None, era: Era) -> None:
+        method = message.get("method")
+        if method is None:
+            return
+        if "id" not in message:
+            if exchange is not None and method in ("notifications/progress", "notifications/message"):
+                await exchange.sink.notify(message)
+            else:
+                await self.notify_listener(method, message.get("params") or {})
+            return
+        reply: JSON
+        if method == "ping":
+            reply = {"result": {}}
+        elif exchange is None:
+            reply = {"error": {"code": -32601, "message": "No caller to relay this request to"}}
+        else:
+            try:
+                reply = await exchange.sink.request(method, message.get("params"))
+            except NoBackChannelError as exc:
+                reply = {"error": exc.to_rpc().to_json()}
+        answer = {"jsonrpc": "2.0", "id": message["id"]}
+        answer.update({k: v for k, v in reply.items() if k in ("result", "error")})
+        await self._post_message(era, answer)
+
+    async def _post_message(self, era: Era, message: JSON) -> None:
+        """POST a notification or a response (202 expected)."""
+        if self._client is None:
+            return
+        headers = (
+            self._legacy_headers()
+            if era is Era.LEGACY
+            else {"content-type": "application/json", "accept": ACCEPT, "mcp-protocol-version": MODERN_VERSION}
+        )
+        try:
+            response = await self._client.post(self._url, content=orjson.dumps(message), headers=headers)
+            await response.aclose()
+        except httpx2.TransportError as exc:
+            log.info("upstream %s: could not deliver %s: %s", self.id, message.get("method", "response"), exc)
+
+    async def _reinitialize(self) -> None:
+        async with self._session_lock:
+            log.info("upstream %s: session expired; initializing a new one", self.id)
+            await self._initialize()
+
+    def _legacy_headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept": ACCEPT, "mcp-protocol-version": self._legacy_version}
+        if self._session_id is not None:
+            headers["mcp-session-id"] = self._session_id
+        return headers
+
+    def _modern_headers(self, method: str, params: JSON, exchange: Exchange | None) -> dict[str, str]:
+        headers = {
+            "content-type": "application/json",
+            "accept": ACCEPT,
+            "mcp-protocol-version": MODERN_VERSION,
+            "mcp-method": method,
+        }
+        name_key = NAME_BEARING_METHODS.get(method)
+        if name_key is not None and isinstance(params.get(name_key), str):
+            headers["mcp-name"] = encode_header_value(params[name_key])
+        schema = exchange.notes.get("input_schema") if exchange is not None else None
+        arguments = params.get("arguments")
+        if method == "tools/call" and isinstance(schema, dict) and isinstance(arguments, dict):
+            headers.update(mcp_param_headers(x_mcp_header_map(schema), arguments))
+        return headers
+
+    # ------------------------------------------------------------------------------- standing stream
+
+    async def _standing_stream(self) -> None:
+        """Listen for list_changed (and resource updates) until the connection ends; failures are quiet."""
+        if self._client is None:
+            return
+        try:
+            if Era.MODERN in self._eras:
+                params = modern_params(None, {"notifications": LIST_CHANGED})
+                body = {"jsonrpc": "2.0", "id": next(self._ids), "method": "subscriptions/listen", "params": params}
+                request = self._client.build_request(
+                    "POST",
+                    self._url,
+                    content=orjson.dumps(body),
+                    headers=self._modern_headers("subscriptions/listen", params, None),
+                    timeout=httpx2.Timeout(None, connect=self.settings.connect_timeout_s),
+                )
+            else:
+                headers = {**self._legacy_headers(), "accept": "text/event-stream"}
+                headers.pop("content-type")
+                request = self._client.build_request(
+                    "GET",
+                    self._url,
+                    headers=headers,
+                    timeout=httpx2.Timeout(None, connect=self.settings.connect_timeout_s),
+                )
+            response = await self._client.send(request, stream=True)
+            try:
+                if response.status_code != 200:
+                    return
+                async for event in iter_events(response.aiter_bytes()):
+                    message = _loads(event.data) if event.data else None
+                    if message is not None:
+                        await self._on_stream_message(message, None, Era.LEGACY)
+            finally:
+                await response.aclose()
+        except httpx2.HTTPError as exc:
+            log.debug("upstream %s: standing stream ended: %s", self.id, exc)
+
+
+def _loads(data: str | bytes) -> JSON | None:
+    try:
+        message = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _result_or_raise(response: JSON, what: str) -> JSON:
+    result = response.get("result")
+    if not isinstance(result, dict):
+        raise UpstreamUnavailableError(detail=f"{what} failed: {response.get('error')}")
+    return result

@@ -1,0 +1,57 @@
+"""All upstream connectors of one Portico process, supervised in one task group."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import anyio
+import anyio.abc
+
+from portico.config import ServerSettings
+from portico.errors import NotFoundError
+from portico.upstream.base import NotificationListener, Upstream
+from portico.upstream.http import HttpUpstream
+from portico.upstream.legacy_sse import SseUpstream
+from portico.upstream.stdio import StdioUpstream
+
+log = logging.getLogger("portico.upstream")
+
+_KINDS: dict[str, type[Upstream]] = {"streamable_http": HttpUpstream, "sse": SseUpstream, "stdio": StdioUpstream}
+
+
+def build_upstream(settings: ServerSettings, on_notification: NotificationListener | None = None) -> Upstream:
+    return _KINDS[settings.kind](settings, on_notification)
+
+
+class UpstreamPool:
+    def __init__(self, servers: list[ServerSettings], on_notification: NotificationListener | None = None) -> None:
+        self._upstreams = {s.id: build_upstream(s, on_notification) for s in servers}
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    def __iter__(self) -> Iterator[Upstream]:
+        return iter(self._upstreams.values())
+
+    def __contains__(self, server_id: object) -> bool:
+        return server_id in self._upstreams
+
+    def get(self, server_id: str) -> Upstream:
+        """Raises: NotFoundError: no such server."""
+        try:
+            return self._upstreams[server_id]
+        except KeyError:
+            raise NotFoundError("Unknown server") from None
+
+    async def start(self, tg: anyio.abc.TaskGroup, wait_s: float) -> None:
+        """Start every supervisor; wait (bounded) for each first connect attempt so the catalog starts full."""
+        self._tg = tg
+        for upstream in self._upstreams.values():
+            tg.start_soon(upstream.supervise, name=f"upstream:{upstream.id}")
+        with anyio.move_on_after(wait_s):
+            for upstream in self._upstreams.values():
+                await upstream.first_attempt.wait()
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            for upstream in self._upstreams.values():
+                await upstream.aclose()
