@@ -69,11 +69,14 @@ def tail_command(
 ) -> None:
     """Show the newest records as a table (commit order, all nodes)."""
 
+    # Piped output has no width of its own; do not squeeze the rows to 80 columns.
+    console = out if out.is_terminal else Console(width=sum(w for _, w in _COLUMNS) + 2 * len(_COLUMNS))
+
     async def run(store: Store) -> None:
         header = True
         async for batch in reading.tail(store, n, follow=follow):
             if batch or header:
-                out.print(_table(batch, header))
+                console.print(_table(batch, header))
             header = False
 
     _with_store(config, db, run)
@@ -106,9 +109,8 @@ def export_command(
 
 def _with_store(config: Path | None, db: str | None, body: Callable[[Store], Awaitable[T]]) -> T:
     """Open the store read-only-ish (no migration), run `body(store)`, close; errors end as one line, exit 2."""
-    store_settings, _ = _store_settings(config, db)
-
     async def main() -> T:
+        store_settings, _ = _store_settings(config, db)
         store = await open_store(store_settings, migrate=False)
         try:
             result: T = await body(store)

@@ -96,12 +96,8 @@ class Upstream(abc.ABC):
                     await self._on_ready()
                     await self._broken.wait()
                     tg.cancel_scope.cancel()
-            except TimeoutError:
-                self.mark_broken(f"connect timed out after {self.settings.connect_timeout_s:g} s")
-            except UpstreamError as exc:
-                self.mark_broken(exc.detail or exc.public)
-            except OSError as exc:
-                self.mark_broken(f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # the supervisor is this upstream's boundary: nothing may escape to Portico
+                self.mark_broken(self._describe(exc))
             finally:
                 self.connected = anyio.Event()
                 with anyio.CancelScope(shield=True):
@@ -111,6 +107,17 @@ class Upstream(abc.ABC):
             self.health.restarts += 1
             await anyio.sleep(backoff * (0.8 + 0.4 * random.random()))
             backoff = min(backoff * 2, self.settings.restart.max_backoff_s)
+
+    def _describe(self, exc: BaseException) -> str:
+        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        if isinstance(exc, TimeoutError):
+            return f"connect timed out after {self.settings.connect_timeout_s:g} s"
+        if isinstance(exc, UpstreamError):
+            return exc.detail or exc.public
+        if not isinstance(exc, OSError):
+            log.warning("upstream %s: unexpected failure", self.id, exc_info=exc)
+        return f"{type(exc).__name__}: {exc}"
 
     # ------------------------------------------------------------------------------- for subclasses
 
