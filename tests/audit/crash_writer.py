@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 
 from portico.audit import AuditLog, AuditSettings
 from portico.store import StoreSettings, open_store
@@ -29,7 +30,7 @@ async def main(url: str, spool_dir: str, count: int) -> None:
             if i + 1 == COMMITTED_FIRST:
                 await log.flush()
                 print("flushed", flush=True)
-            await anyio.sleep(0)  # let the event loop breathe, as a server would between requests
+            await anyio.lowlevel.checkpoint()  # let the flusher run, as a server's loop would between requests
         print("done", flush=True)
         await anyio.sleep_forever()
 

@@ -19,9 +19,7 @@ def make_exchange(method: str = "tools/call", arguments: Any = None, **fields: A
     if arguments is not None:
         params["arguments"] = arguments
     fields.setdefault("principal", Principal(subject="alice@example.com", client_id="cursor", ip="10.0.0.7"))
-    return Exchange(
-        method=method, params=params, request_id=1, era=Era.LEGACY, protocol_version="2025-11-25", **fields
-    )
+    return Exchange(method=method, params=params, request_id=1, era=Era.LEGACY, protocol_version="2025-11-25", **fields)
 
 
 def append_many(log: AuditLog, count: int, prefix: str = "x", **fields: Any) -> list[str]:

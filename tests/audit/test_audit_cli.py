@@ -7,8 +7,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from portico.audit import AuditLog
 from portico.cli.audit import app
@@ -43,9 +42,7 @@ async def test_verify_exits_1_naming_the_first_bad_record(audit_log: AuditLog, s
     assert f"chain {audit_log.node}: missing: seq 2 missing before seq 3" in result.output
 
 
-async def test_verify_reads_the_store_from_a_config_file(
-    audit_log: AuditLog, store: Store, tmp_path: Path
-) -> None:
+async def test_verify_reads_the_store_from_a_config_file(audit_log: AuditLog, store: Store, tmp_path: Path) -> None:
     await _filled(audit_log)
     config = tmp_path / "portico.yaml"
     config.write_text(f"store:\n  url: {store.settings.url}\naudit:\n  flush_interval_ms: 5\nservers: []\n")
@@ -53,13 +50,12 @@ async def test_verify_reads_the_store_from_a_config_file(
     assert result.exit_code == 0, result.output
 
 
-async def test_tail_prints_the_newest_records_without_obeying_their_markup(
-    audit_log: AuditLog, store: Store
-) -> None:
+async def test_tail_prints_the_newest_records_without_obeying_their_markup(audit_log: AuditLog, store: Store) -> None:
     await _filled(audit_log, 5)
     result = await invoke("tail", "--db", store.settings.url, "-n", "2")
     assert result.exit_code == 0, result.output
-    assert f"{audit_log.node[:8]}:4" in result.output and f"{audit_log.node[:8]}:5" in result.output
+    assert f"{audit_log.node[:8]}:4" in result.output
+    assert f"{audit_log.node[:8]}:5" in result.output
     assert f"{audit_log.node[:8]}:3" not in result.output
     assert "[bold red]carol" in result.output  # shown literally, not rendered
     assert "\x1b[2J" not in result.output  # a subject cannot clear the auditor's screen

@@ -33,7 +33,7 @@ BASE = AuditRecord(
 )  # fmt: skip
 
 # Text as clients may send it (after the writer's cleaning: no NUL, valid UTF-8).
-text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30)
+text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),

@@ -62,7 +62,9 @@ async def test_an_empty_log_verifies(store: Store) -> None:
     [("subject", "mallory"), ("target", "rm_rf"), ("decision", "allow"), ("outcome", "ok"), ("reason", None),
      ("latency_us", 1), ("response_bytes", 0), ("arg_keys", '["zz"]'), ("extra", '{"a": 1}'), ("hash", "0" * 64)],
 )  # fmt: skip
-async def test_editing_a_field_is_detected_at_that_record(store: Store, tmp_path: Path, column: str, value: Any) -> None:
+async def test_editing_a_field_is_detected_at_that_record(
+    store: Store, tmp_path: Path, column: str, value: Any
+) -> None:
     node = await _chain(store, tmp_path, decision="deny", outcome="denied", reason="no")
     await sql(store, f"UPDATE audit_records SET {column} = :v {ONE_NODE}", v=value, node=node, seq=3)
     assert await _first_problem(store, node) == (ProblemKind.EDITED, 3)
@@ -190,9 +192,7 @@ async def test_tail_gives_the_newest_records_oldest_first(store: Store, tmp_path
     assert [[r.id for r in batch] for batch in batches] == [["x7", "x8", "x9"]]
 
 
-async def test_tail_follow_yields_records_committed_later(
-    store: Store, audit_log: AuditLog
-) -> None:
+async def test_tail_follow_yields_records_committed_later(store: Store, audit_log: AuditLog) -> None:
     append_many(audit_log, 2, prefix="old")
     await flushed(audit_log)
     seen: list[list[str]] = []

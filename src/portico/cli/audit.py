@@ -109,6 +109,7 @@ def export_command(
 
 def _with_store(config: Path | None, db: str | None, body: Callable[[Store], Awaitable[T]]) -> T:
     """Open the store read-only-ish (no migration), run `body(store)`, close; errors end as one line, exit 2."""
+
     async def main() -> T:
         store_settings, _ = _store_settings(config, db)
         store = await open_store(store_settings, migrate=False)

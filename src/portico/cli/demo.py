@@ -60,6 +60,8 @@ def demo(
     from portico.cli.main import run_server
     from portico.config import load
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exit that runs the cleanup below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []

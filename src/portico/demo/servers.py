@@ -134,12 +134,14 @@ def build_app(server: MCPServer[Any], transport: str, host: str) -> Starlette:
         return lowlevel.streamable_http_app(streamable_http_path="/mcp", host=host, transport_security=_security(host))
     sse = SseServerTransport("/messages/", security_settings=_security(host))
 
-    async def handle_sse(scope: Scope, receive: Receive, send: Send) -> None:
-        async with sse.connect_sse(scope, receive, send) as (read, write):
-            await lowlevel.run(read, write, lowlevel.create_initialization_options())
+    class SseEndpoint:  # an ASGI app (a class instance), so Starlette does not wrap it as a request handler
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            async with sse.connect_sse(scope, receive, send) as (read, write):
+                await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
-    return Starlette(routes=[Route("/sse", endpoint=handle_sse, methods=["GET"]),
-                             Mount("/messages/", app=sse.handle_post_message)])
+    return Starlette(
+        routes=[Route("/sse", endpoint=SseEndpoint(), methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
+    )
 
 
 class _Announcing(uvicorn.Server):
