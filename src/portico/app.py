@@ -109,6 +109,7 @@ class Portico:
             )
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                self.runtime.bind(tg)
                 await self.pool.start(tg, STARTUP_CONNECT_WAIT_S)
                 with anyio.move_on_after(STARTUP_CONNECT_WAIT_S):
                     for upstream in self.pool:

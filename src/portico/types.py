@@ -66,6 +66,9 @@ class MessageSink(Protocol):
         cannot receive requests on this wire.
         """
 
+    async def poll(self, retry_ms: int) -> None:
+        """The upstream asked its caller to reconnect in `retry_ms` (SSE polling); mirror it where the wire can."""
+
 
 class NullSink:
     """A sink for exchanges nobody listens to: notifications are dropped, requests are refused."""
@@ -77,6 +80,9 @@ class NullSink:
         from portico.errors import NoBackChannelError
 
         raise NoBackChannelError(method)
+
+    async def poll(self, retry_ms: int) -> None:
+        return None
 
 
 _exchange_ids = itertools.count(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import json
 import logging
 import stat
 from pathlib import Path
@@ -156,7 +157,10 @@ async def test_an_unreadable_spool_line_is_skipped_and_logged(
 ) -> None:
     settings = audit_settings.model_copy(update={"node_id": "junk"})
     settings.spool_dir.mkdir(parents=True)
-    junk = b'{"not": "a record"}\n[1, "junk"]\n\xff\xfe garbage\n'
+    far_future = json.loads(_spool_line("junk", 2, "z"))
+    far_future[3] = 10**19  # ts_us past year 9999
+    junk = b'{"not": "a record"}\n[1, "junk"]\n\xff\xfe garbage\n' + _spool_line("bad node!", 1, "y")
+    junk += json.dumps(far_future).encode() + b"\n"
     (settings.spool_dir / "0000000001.seg").write_bytes(
         _spool_line("junk", 1, "a") + junk + _spool_line("junk", 2, "b")
     )
@@ -164,7 +168,7 @@ async def test_an_unreadable_spool_line_is_skipped_and_logged(
         async with AuditLog(store, settings, env={}):
             pass
     assert [r.id for r in await records(store)] == ["a", "b"]
-    assert sum("unreadable" in m for m in caplog.messages) == 3
+    assert sum("unreadable" in m for m in caplog.messages) == 5
 
 
 async def test_records_appended_while_the_database_fails_are_committed_once_it_recovers(
@@ -272,3 +276,13 @@ def test_every_audit_setting_has_a_default_and_a_description() -> None:
 def test_node_ids_must_be_short_and_plain() -> None:
     with pytest.raises(ValueError, match="letters"):
         AuditSettings(node_id="has space")
+
+
+async def test_an_empty_key_file_is_refused_rather_than_used(store: Store, audit_settings: AuditSettings) -> None:
+    audit_settings.key_path.parent.mkdir(parents=True, exist_ok=True)
+    audit_settings.key_path.write_text("\n")
+    with pytest.raises(AuditError):
+        await AuditLog(store, audit_settings, env={}).start()
+    audit_settings.key_path.write_text("ab" * 32)
+    async with AuditLog(store, audit_settings, env={}) as log:  # the failed start released the spool
+        assert log.digest_args({}) == hmac.new(b"\xab" * 32, b"{}", hashlib.sha256).hexdigest()

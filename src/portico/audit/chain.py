@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import insert, select, update
 
 from portico.audit.model import GENESIS_HASH, chain_hash, clean_json, clean_text, format_ts, ts_from_us
+from portico.audit.settings import NODE_ID
 from portico.errors import PorticoError
 from portico.store.db import Store
 from portico.store.tables import audit_nodes, audit_records
@@ -30,6 +31,7 @@ SPOOL_FIELDS = (
     "request_bytes", "response_bytes", "args_digest", "arg_keys", "protocol_version", "era", "extra",
 )  # fmt: skip
 _INTS = frozenset({"seq", "ts_us", "latency_us", "request_bytes", "response_bytes"})
+_INT_LIMITS = {"ts_us": 253_402_300_800_000_000}  # year 10000: beyond it, datetime overflows
 _REQUIRED_TEXT = frozenset({"node", "id", "subject", "authenticated_by", "method", "outcome"})
 
 
@@ -71,7 +73,7 @@ def _parse(raw: Any) -> dict[str, Any]:
     entry = dict(zip(SPOOL_FIELDS, raw[1:], strict=True))
     for name, value in entry.items():
         if name in _INTS:
-            if not isinstance(value, int) or isinstance(value, bool):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _INT_LIMITS.get(name, 2**63):
                 raise TypeError(name)
         elif name == "error_code":  # from an upstream: anything odd is dropped rather than wedge the flusher
             entry[name] = value if isinstance(value, int) and not isinstance(value, bool) and _fits(value) else None
@@ -83,6 +85,8 @@ def _parse(raw: Any) -> dict[str, Any]:
             entry[name] = clean_text(value)
         elif value is not None or name in _REQUIRED_TEXT:
             raise TypeError(name)
+    if not NODE_ID.fullmatch(entry["node"]) or entry["seq"] < 1:
+        raise ValueError("node or seq out of range")
     return entry
 
 

@@ -127,8 +127,10 @@ class AuditLog:
         self._stopping = True
         self._wake.set()
         tg, self._tg = self._tg, None
-        await tg.__aexit__(None, None, None)
-        self._spool.close(remove=not self._spool.leftover)
+        try:
+            await tg.__aexit__(None, None, None)
+        finally:  # even when cancelled: release the spool lock; uncommitted segments stay for the next start
+            self._spool.close(remove=not self._spool.leftover)
 
     async def __aenter__(self) -> AuditLog:
         await self.start()
@@ -260,7 +262,10 @@ class AuditLog:
         from_env = self._env.get(self.settings.hmac_key_env)
         if from_env:
             return from_env.encode("utf-8")
-        return bytes.fromhex(_load_or_create(self.settings.key_path, lambda: secrets.token_hex(32)))
+        key = bytes.fromhex(_load_or_create(self.settings.key_path, lambda: secrets.token_hex(32)))
+        if len(key) < 16:  # an empty or truncated key file would make digests guessable
+            raise AuditError(detail=f"{self.settings.key_path} holds no usable key (expected 64 hex characters)")
+        return key
 
 
 def _describe(exc: BaseException) -> str:
@@ -277,17 +282,28 @@ def _new_node_id() -> str:
 
 
 def _load_or_create(path: Path, make: Callable[[], str]) -> str:
-    """Read a small secret/identity file, creating it (mode 0600, exclusively) on first use."""
+    """Read a small secret/identity file, creating it (mode 0600) on first use.
+
+    Created whole or not at all: written to a temporary file, then linked into place, which also fails if
+    another process got there first (then theirs is used). A crash never leaves an empty key behind.
+    """
     try:
         return path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     value = make()
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
+        try:
+            os.write(fd, f"{value}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)
+    except FileExistsError:
         return path.read_text(encoding="utf-8").strip()
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(value + "\n")
+    finally:
+        tmp.unlink(missing_ok=True)
     return value

@@ -7,7 +7,7 @@ Each writer process ("node") keeps one chain. Record `n` of a node carries `seq 
 
 where `prev_hash_ascii` is the 64 lowercase hex characters of `prev_hash` as ASCII bytes, and `document` is a
 JSON object holding every field of `AuditRecord` except `hash` itself (so `node`, `seq` and `prev_hash` are
-covered too), under the field names below, with these value forms:
+covered too), under the field names of `AuditRecord`, with these value forms:
 
 - `ts`: a string `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC, always six fractional digits);
 - `arg_keys`: an array of strings; `extra`: an object or null; every other absent value: null;
@@ -46,9 +46,13 @@ _INT64 = 2**63
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """One audited exchange, as stored. `decision` is "allow", "deny" or None (no enforcement stage decided);
-    `outcome` is a `portico.types.Outcome` value; `scope` is None for the portal or the server id of a
-    per-server URL."""
+    """One audited exchange, as stored.
+
+    `ts` is when the exchange finished (its record was appended), UTC, to the microsecond; `latency_us` is how
+    long it took (an integer, so the hashed document holds no float). `decision` is "allow", "deny" or None (no
+    enforcement stage decided); `outcome` is a `portico.types.Outcome` value; `scope` is None for the portal or
+    the server id of a per-server URL; `node`/`seq` place the record in its writer's chain.
+    """
 
     id: str
     parent_id: str | None

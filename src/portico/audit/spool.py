@@ -74,6 +74,8 @@ class Spool:
     @property
     def leftover(self) -> bool:
         """Whether segments from an earlier run (or unread data) are still waiting to be consumed."""
+        if not self._segments:
+            return False
         return len(self._segments) > 1 or self._segments[0].read_pos < self._size
 
     def write(self, line: bytes) -> None:

@@ -23,6 +23,7 @@ from portico.upstream.pool import UpstreamPool
 
 Visible = Callable[[Entry], bool]
 
+SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 PORTAL_INFO: JSON = {"name": "portico", "title": "Portico MCP portal", "version": __version__}
 _LISTS: dict[str, Kind] = {
     "tools/list": "tools",
@@ -153,9 +154,9 @@ class CatalogStage:
         result: JSON = {
             "supportedVersions": list(MODERN_PROTOCOL_VERSIONS),
             "capabilities": capabilities,
-            "serverInfo": info,
             "ttlMs": 0,
             "cacheScope": "private",
+            "_meta": {SERVER_INFO: info},
         }
         if instructions:
             result["instructions"] = instructions
@@ -175,6 +176,7 @@ class CatalogStage:
         if exchange.era is Era.MODERN:
             result["ttlMs"] = 0
             result["cacheScope"] = "private"
+            result["_meta"] = {SERVER_INFO: self.server_identity(exchange.scope)[0]}
         return result
 
 

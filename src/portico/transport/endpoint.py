@@ -33,6 +33,7 @@ from portico.errors import (
     InvalidParamsError,
 )
 from portico.transport.guard import HostGuard, read_body
+from portico.transport.resume import LogSink, StreamLog, parse_event_id, pump
 from portico.transport.session import SessionRecord, SessionRuntime, SessionStore, new_session_id
 from portico.transport.sink import HttpSink
 from portico.types import JSON, Era, Exchange, Principal, Reply, RequestId, RpcError
@@ -222,6 +223,7 @@ class McpEndpoint:
             return await _send(send, 202, b"")
         if method not in _LEGACY_METHODS:
             return await _rpc_error(send, 200, request_id, RpcError(METHOD_NOT_FOUND, "Method not found"))
+        log = self._runtime.new_log(record.id)
         exchange = Exchange(
             method=method,
             params=params,
@@ -234,10 +236,34 @@ class McpEndpoint:
             client_info=record.client_info,
             session_id=record.id,
             request_bytes=size,
+            sink=LogSink(log, self._runtime, record.id),
         )
-        sink = HttpSink(send, sse=True, headers=[], runtime=self._runtime, session_id=record.id)
-        exchange.sink = sink
-        await self._run(exchange, sink, receive)
+        self._runtime.spawn(lambda: self._detached(exchange, log))
+        await self._attach(record.id, log, send, receive, start=0, prime=True)
+
+    async def _detached(self, exchange: Exchange, log: StreamLog) -> None:
+        """Run a legacy call independent of its HTTP request; its reply ends the call's `StreamLog`."""
+        assert exchange.session_id is not None and exchange.request_id is not None
+        reply = Reply(error=RpcError(-32800, "Cancelled"))
+        with anyio.CancelScope() as scope:
+            self._runtime.track(exchange.session_id, exchange.request_id, scope)
+            try:
+                reply = await self._pipeline(exchange)
+            finally:
+                self._runtime.untrack(exchange.session_id, exchange.request_id)
+        log.append(_encode_reply(exchange.request_id, reply), final=True)
+
+    async def _attach(
+        self, session_id: str, log: StreamLog, send: Send, receive: Receive, *, start: int, prime: bool
+    ) -> None:
+        """Stream `log` to this HTTP response; a disconnect detaches the client, it does not cancel the call."""
+        finished = False
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+            finished = await pump(log, send, start, prime=prime)
+            tg.cancel_scope.cancel()
+        if finished:
+            self._runtime.drop_log(session_id, log.id)
 
     async def _initialize(
         self,
@@ -311,6 +337,13 @@ class McpEndpoint:
         if record is None:
             status = 400 if "mcp-session-id" not in headers else 404
             return await _rpc_error(send, status, None, RpcError(INVALID_REQUEST, "Session not found"))
+        last_event = headers.get("last-event-id")
+        if last_event is not None:
+            position = parse_event_id(last_event)
+            log = self._runtime.find_log(record.id, position[0]) if position is not None else None
+            if position is None or log is None:
+                return await _rpc_error(send, 404, None, RpcError(INVALID_REQUEST, "Unknown or expired event id"))
+            return await self._attach(record.id, log, send, receive, start=position[1], prime=False)
         sink = HttpSink(send, sse=True, headers=[])
         async with anyio.create_task_group() as tg:
             tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio
 
+from portico.transport.resume import TTL_S, StreamLog
 from portico.types import JSON, RequestId
 
 
@@ -91,6 +92,10 @@ class _Runtime:
     in_flight: dict[RequestId, anyio.CancelScope] = field(default_factory=dict)
     waiting: dict[str, tuple[anyio.Event, list[JSON]]] = field(default_factory=dict)
     streams: list[anyio.abc.ObjectSendStream[bytes]] = field(default_factory=list)
+    logs: dict[str, StreamLog] = field(default_factory=dict)
+
+
+MAX_LOGS_PER_SESSION = 256
 
 
 class SessionRuntime:
@@ -98,6 +103,37 @@ class SessionRuntime:
 
     def __init__(self) -> None:
         self._sessions: dict[str, _Runtime] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    def bind(self, tg: anyio.abc.TaskGroup | None) -> None:
+        """The task group detached calls run in (the app's; cancelled on shutdown)."""
+        self._tg = tg
+
+    def spawn(self, func: Callable[[], Awaitable[None]]) -> None:
+        if self._tg is None:
+            raise RuntimeError("SessionRuntime.spawn before bind()")
+        self._tg.start_soon(func)
+
+    def new_log(self, session_id: str) -> StreamLog:
+        logs = self._get(session_id).logs
+        if len(logs) >= 32:  # prune finished logs nobody came back for; cheap below that size
+            now = time.monotonic()
+            for stream_id in [k for k, v in logs.items() if v.done and (v.finished_at or now) + TTL_S <= now]:
+                del logs[stream_id]
+            for stream_id in [k for k, v in logs.items() if v.done][: max(0, len(logs) - MAX_LOGS_PER_SESSION + 1)]:
+                del logs[stream_id]
+        log = StreamLog()
+        logs[log.id] = log
+        return log
+
+    def find_log(self, session_id: str, stream_id: str) -> StreamLog | None:
+        runtime = self._sessions.get(session_id)
+        return runtime.logs.get(stream_id) if runtime is not None else None
+
+    def drop_log(self, session_id: str, stream_id: str) -> None:
+        runtime = self._sessions.get(session_id)
+        if runtime is not None:
+            runtime.logs.pop(stream_id, None)
 
     def _get(self, session_id: str) -> _Runtime:
         runtime = self._sessions.get(session_id)

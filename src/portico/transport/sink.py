@@ -15,7 +15,6 @@ import orjson
 from starlette.types import Send
 
 from portico.errors import NoBackChannelError
-from portico.transport.session import SessionRuntime
 from portico.types import JSON
 
 SSE_HEADERS = [
@@ -23,7 +22,7 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache, no-transform"),
     (b"x-accel-buffering", b"no"),
 ]
-_server_request_ids = itertools.count(1)
+_server_request_ids = itertools.count(1)  # ids of requests Portico sends to clients (per process)
 
 
 def sse_frame(message: JSON | bytes) -> bytes:
@@ -32,22 +31,12 @@ def sse_frame(message: JSON | bytes) -> bytes:
 
 
 class HttpSink:
-    """A `MessageSink` writing to one HTTP response."""
+    """A `MessageSink` writing to one HTTP response (modern-era calls and standing streams)."""
 
-    def __init__(
-        self,
-        send: Send,
-        *,
-        sse: bool,
-        headers: list[tuple[bytes, bytes]],
-        runtime: SessionRuntime | None = None,
-        session_id: str | None = None,
-    ) -> None:
+    def __init__(self, send: Send, *, sse: bool, headers: list[tuple[bytes, bytes]]) -> None:
         self._send = send
         self.sse = sse
         self._headers = headers
-        self._runtime = runtime
-        self._session_id = session_id
         self._lock = anyio.Lock()
         self.started = False
         self.closed = False
@@ -57,21 +46,8 @@ class HttpSink:
             await self.write(sse_frame(message))
 
     async def request(self, method: str, params: JSON | None) -> JSON:
-        if not self.sse or self._runtime is None or self._session_id is None:
-            raise NoBackChannelError(method)
-        request_id = f"portico-{next(_server_request_ids)}"
-        event, answer = self._runtime.expect_answer(self._session_id, request_id)
-        message: JSON = {"jsonrpc": "2.0", "id": request_id, "method": method}
-        if params is not None:
-            message["params"] = params
-        try:
-            await self.write(sse_frame(message))
-            await event.wait()
-        finally:
-            self._runtime.forget_answer(self._session_id, request_id)
-        if not answer:
-            raise NoBackChannelError(method)
-        return answer[0]
+        """A modern-era response cannot carry server requests (MRTR results replace them)."""
+        raise NoBackChannelError(method)
 
     async def write(self, frame: bytes) -> None:
         """Write one SSE frame, starting the stream first if needed."""
@@ -100,6 +76,9 @@ class HttpSink:
                 }
             )
             await self._send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def poll(self, retry_ms: int) -> None:
+        """Modern-era streams are not resumable: a call keeps its one response open."""
 
     async def end(self) -> None:
         """Close a stream that carries no final reply (a GET stream), so the response is complete."""

@@ -35,6 +35,7 @@ from portico.upstream.sse import iter_events
 log = logging.getLogger("portico.upstream.http")
 
 ACCEPT = "application/json, text/event-stream"
+MAX_RESUMES = 100
 LIST_CHANGED = {"toolsListChanged": True, "promptsListChanged": True, "resourcesListChanged": True}
 
 
@@ -177,16 +178,7 @@ class HttpUpstream(Upstream):
     ) -> JSON:
         content_type = response.headers.get("content-type", "")
         if content_type.startswith("text/event-stream"):
-            async for event in iter_events(response.aiter_bytes()):
-                if not event.data:
-                    continue
-                message = _loads(event.data)
-                if message is None:
-                    continue
-                if "method" not in message and message.get("id") == request_id:
-                    return message
-                await self._on_stream_message(message, exchange, era)
-            raise UpstreamUnavailableError(detail="the upstream closed the response stream before answering")
+            return await self._read_stream(response, request_id, exchange, era)
         data = await response.aread()
         message = _loads(data) if data else None
         if message is not None and ("result" in message or "error" in message):
@@ -195,6 +187,39 @@ class HttpUpstream(Upstream):
             f"Upstream server {self.id!r} sent an invalid response",
             detail=f"HTTP {response.status_code} {content_type!r}: {data[:200]!r}",
         )
+
+    async def _read_stream(
+        self, response: httpx2.Response, request_id: int, exchange: Exchange | None, era: Era
+    ) -> JSON:
+        """Read a call's SSE stream to its response, resuming with Last-Event-ID if the server polls (SEP-1699)."""
+        last_id: str | None = None
+        retry_ms = 1000
+        for _ in range(MAX_RESUMES):
+            async for event in iter_events(response.aiter_bytes()):
+                last_id = event.id or last_id
+                retry_ms = event.retry_ms if event.retry_ms is not None else retry_ms
+                message = _loads(event.data) if event.data else None
+                if message is None:
+                    continue
+                if "method" not in message and message.get("id") == request_id:
+                    return message
+                await self._on_stream_message(message, exchange, era)
+            await response.aclose()
+            if last_id is None or era is not Era.LEGACY or self._client is None:
+                break
+            # The server closed the stream mid-call and told us when to come back: mirror that to our caller,
+            # then resume where we left off.
+            if exchange is not None:
+                await exchange.sink.poll(retry_ms)
+            await anyio.sleep(retry_ms / 1000)
+            headers = {**self._legacy_headers(), "accept": "text/event-stream", "last-event-id": last_id}
+            headers.pop("content-type")
+            request = self._client.build_request("GET", self._url, headers=headers)
+            response = await self._client.send(request, stream=True)
+            if response.status_code != 200:
+                await response.aclose()
+                break
+        raise UpstreamUnavailableError(detail="the upstream closed the response stream before answering")
 
     async def _on_stream_message(self, message: JSON, exchange: Exchange | None, era: Era) -> None:
         method = message.get("method")

@@ -11,6 +11,7 @@ class SseEvent:
     event: str
     data: str
     id: str | None = None
+    retry_ms: int | None = None
 
 
 class SseParser:
@@ -21,6 +22,7 @@ class SseParser:
         self._event = ""
         self._data: list[str] = []
         self._id: str | None = None
+        self._retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         self._buffer += chunk
@@ -38,10 +40,10 @@ class SseParser:
 
     def _line(self, line: str) -> SseEvent | None:
         if not line:
-            if not self._data and not self._event:
+            if not self._data and not self._event and self._retry is None:
                 return None
-            event = SseEvent(self._event or "message", "\n".join(self._data), self._id)
-            self._event, self._data = "", []
+            event = SseEvent(self._event or "message", "\n".join(self._data), self._id, self._retry)
+            self._event, self._data, self._retry = "", [], None
             return event
         if line.startswith(":"):
             return None
@@ -53,6 +55,8 @@ class SseParser:
             self._event = value
         elif name == "id":
             self._id = value
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
         return None
 
 
