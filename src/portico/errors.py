@@ -15,7 +15,10 @@
     │   ├── UpstreamUnavailableError    not connected, crashed, or circuit open
     │   └── UpstreamTimeoutError        did not answer within its timeout       (-32004)
     ├── NoBackChannelError            a server-to-client request on a wire that cannot carry one
-    └── BodyTooLargeError             request body over the configured limit (HTTP 413)
+    ├── BodyTooLargeError             request body over the configured limit (HTTP 413)
+    ├── StoreError                    the database cannot be opened or migrated  (portico.store.db)
+    └── AuditError                    the audit log cannot record: the call is not acknowledged (portico.audit.log)
+        └── ChainConflictError          another writer moved this node's chain   (portico.audit.chain)
 
 Each class carries a JSON-RPC `code` and a `public` message safe to send to any client. `detail` is private:
 it goes to the process log, never to the wire. Client input is never echoed into `public`.

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import anyio
 import typer
@@ -19,13 +19,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 from sqlalchemy.exc import SQLAlchemyError
 
 from portico.audit import verify as reading  # the module: functions verify, tail, export
 from portico.audit.model import AuditRecord
 from portico.audit.settings import AuditSettings
+from portico.config import load as load_config
 from portico.errors import ConfigError, PorticoError
 from portico.store.db import Store, open_store
 from portico.store.settings import StoreSettings
@@ -130,26 +129,18 @@ def _with_store(config: Path | None, db: str | None, body: Callable[[Store], Awa
 
 
 def _store_settings(config: Path | None, db: str | None) -> tuple[StoreSettings, AuditSettings]:
-    """The `store:` and `audit:` sections of `config` (or a bare `--db` URL). To be replaced by the central loader.
+    """The store and audit settings of `config` (the full loader: env overrides apply), or a bare `--db` URL.
 
     Raises:
-        ConfigError: the file is unreadable, or a section is invalid.
+        ConfigError: the file is unreadable or invalid (naming the key and line).
     """
     if db is not None:
         try:
             return StoreSettings(url=db), AuditSettings()
         except ValidationError as exc:
             raise ConfigError(f"--db: {exc.errors()[0]['msg']}") from exc
-    if config is None:
-        return StoreSettings(), AuditSettings()
-    try:
-        data: Any = YAML(typ="safe").load(config.read_text(encoding="utf-8")) or {}
-        return StoreSettings(**data.get("store") or {}), AuditSettings(**data.get("audit") or {})
-    except (OSError, YAMLError, AttributeError) as exc:
-        raise ConfigError(f"{config}: not a readable YAML mapping") from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{config}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+    settings = load_config(config)
+    return settings.store, settings.audit
 
 
 def _table(records: list[AuditRecord], header: bool) -> Table:
