@@ -62,20 +62,34 @@ async def test_the_tool_list_pages_with_an_opaque_cursor_in_deterministic_order(
     async with Client(portal.url, mode=MODERN) as client:
         first = await client.list_tools()
         again = await client.list_tools()
-    assert first.next_cursor is not None and len(first.tools) == 3
+    assert first.next_cursor is not None
+    assert len(first.tools) == 3
     assert [t.name for t in first.tools] == [t.name for t in again.tools]
 
 
 @pytest.mark.anyio
 async def test_a_legacy_client_hears_list_changed_when_an_upstream_changes_its_tools(portal: Running) -> None:
     async with httpx2.AsyncClient(timeout=30) as http:
-        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        init = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
         opened = await http.post(portal.url, json=init, headers={"accept": ACCEPT})
         session = {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
         async with http.stream("GET", portal.url, headers={**session, "accept": "text/event-stream"}) as stream:
             assert stream.status_code == 200
-            call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "chg__mutate", "arguments": {}}}
+            call = {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "chg__mutate", "arguments": {}},
+            }
             await http.post(portal.url, json=call, headers={**session, "accept": ACCEPT})
             with anyio.fail_after(20):
                 async for message in sse_messages(stream):
@@ -95,24 +109,38 @@ async def test_a_legacy_client_hears_list_changed_when_an_upstream_changes_its_t
 @pytest.mark.anyio
 async def test_a_modern_client_hears_list_changed_on_its_listen_stream(portal: Running) -> None:
     headers = {"content-type": "application/json", "accept": ACCEPT, "mcp-protocol-version": MODERN}
-    listen = {"jsonrpc": "2.0", "id": "sub-1", "method": "subscriptions/listen",
-              "params": {"notifications": {"toolsListChanged": True}, "_meta": ENVELOPE}}
-    async with httpx2.AsyncClient(timeout=30) as http:
-        async with http.stream("POST", portal.url, content=orjson.dumps(listen),
-                               headers={**headers, "mcp-method": "subscriptions/listen"}) as stream:
-            messages = sse_messages(stream)
-            with anyio.fail_after(20):
-                ack = await anext(messages)
-                assert ack["method"] == "notifications/subscriptions/acknowledged"
-                assert ack["params"]["notifications"] == {"toolsListChanged": True}
-                call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                        "params": {"name": "chg__mutate", "arguments": {}, "_meta": ENVELOPE}}
-                await http.post(portal.url, content=orjson.dumps(call),
-                                headers={**headers, "mcp-method": "tools/call", "mcp-name": "chg__mutate"})
-                async for message in messages:
-                    if message.get("method") == "notifications/tools/list_changed":
-                        assert message["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "sub-1"
-                        break
+    listen = {
+        "jsonrpc": "2.0",
+        "id": "sub-1",
+        "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": True}, "_meta": ENVELOPE},
+    }
+    async with (
+        httpx2.AsyncClient(timeout=30) as http,
+        http.stream(
+            "POST", portal.url, content=orjson.dumps(listen), headers={**headers, "mcp-method": "subscriptions/listen"}
+        ) as stream,
+    ):
+        messages = sse_messages(stream)
+        with anyio.fail_after(20):
+            ack = await anext(messages)
+            assert ack["method"] == "notifications/subscriptions/acknowledged"
+            assert ack["params"]["notifications"] == {"toolsListChanged": True}
+            call = {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "chg__mutate", "arguments": {}, "_meta": ENVELOPE},
+            }
+            await http.post(
+                portal.url,
+                content=orjson.dumps(call),
+                headers={**headers, "mcp-method": "tools/call", "mcp-name": "chg__mutate"},
+            )
+            async for message in messages:
+                if message.get("method") == "notifications/tools/list_changed":
+                    assert message["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "sub-1"
+                    break
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import uvicorn
 
 from portico.app import Portico
 from portico.config import Settings
+from tests.support.waits import eventually
 
 
 def free_port() -> int:
@@ -59,9 +60,7 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
-        with anyio.fail_after(60):
-            while not server.started:
-                await anyio.sleep(0.02)
+        await eventually(lambda: server.started, 60, 0.02)
         try:
             yield Running(portico, f"http://127.0.0.1:{port}")
         finally:

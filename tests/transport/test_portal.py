@@ -54,7 +54,8 @@ async def test_a_per_server_url_serves_that_server_alone_with_its_own_names(port
     async with Client(portal.server_url("local"), mode=mode) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         result = await client.call_tool("echo", {"text": "direct name"})
-    assert "echo" in names and not any("__" in n for n in names)
+    assert "echo" in names
+    assert not any("__" in n for n in names)
     assert "direct name" in result.content[0].text  # type: ignore[union-attr]
 
 
@@ -100,6 +101,9 @@ async def test_readyz_reports_each_upstream_state_and_metrics_count_calls(portal
         health = await http.get(portal.base + "/healthz")
     assert health.status_code == 200
     assert {name: u["state"] for name, u in ready["upstreams"].items()} == {
-        "every": "ready", "local": "ready", "old": "ready"
+        "every": "ready",
+        "local": "ready",
+        "old": "ready",
     }
-    assert "portico_exchanges_total" in metrics and "portico_upstream_up" in metrics
+    assert "portico_exchanges_total" in metrics
+    assert "portico_upstream_up" in metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,7 +22,8 @@ REMOTE_DEMOS = {"tickets": "http", "weather": "sse"}
 def _start(name: str, transport: str) -> tuple[subprocess.Popen[bytes], str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "portico.demo.servers", name, "--transport", transport],
-        stdout=subprocess.PIPE, start_new_session=True,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
     )
     assert process.stdout is not None
     deadline = time.monotonic() + 60
@@ -35,8 +37,11 @@ def _start(name: str, transport: str) -> tuple[subprocess.Popen[bytes], str]:
 
 def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, object]:
     servers: list[dict[str, object]] = [
-        {"id": "notes", "title": "Notes (stdio, run by Portico)",
-         "command": [sys.executable, "-m", "portico.demo.servers", "notes", "--transport", "stdio"]},
+        {
+            "id": "notes",
+            "title": "Notes (stdio, run by Portico)",
+            "command": [sys.executable, "-m", "portico.demo.servers", "notes", "--transport", "stdio"],
+        },
         {"id": "tickets", "title": "Tickets (Streamable HTTP)", "url": urls["tickets"]},
         {"id": "weather", "title": "Weather (legacy SSE)", "url": urls["weather"], "transport": "sse"},
     ]
@@ -85,10 +90,8 @@ def demo(
         run_server(settings, None, None, log_level, banner)
     finally:
         for process in processes:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for process in processes:
             try:
                 process.wait(timeout=5)

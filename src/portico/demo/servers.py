@@ -140,7 +140,10 @@ def build_app(server: MCPServer[Any], transport: str, host: str) -> Starlette:
                 await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
     return Starlette(
-        routes=[Route("/sse", endpoint=SseEndpoint(), methods=["GET"]), Mount("/messages/", app=sse.handle_post_message)]
+        routes=[
+            Route("/sse", endpoint=SseEndpoint(), methods=["GET"]),
+            Mount("/messages/", app=sse.handle_post_message),
+        ]
     )
 
 

@@ -243,7 +243,8 @@ class McpEndpoint:
 
     async def _detached(self, exchange: Exchange, log: StreamLog) -> None:
         """Run a legacy call independent of its HTTP request; its reply ends the call's `StreamLog`."""
-        assert exchange.session_id is not None and exchange.request_id is not None
+        assert exchange.session_id is not None
+        assert exchange.request_id is not None
         reply = Reply(error=RpcError(-32800, "Cancelled"))
         with anyio.CancelScope() as scope:
             self._runtime.track(exchange.session_id, exchange.request_id, scope)

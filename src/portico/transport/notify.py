@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 
 from portico.transport.session import SessionRuntime
 from portico.transport.sink import HttpSink, sse_frame
@@ -32,7 +33,7 @@ class _Listener:
     scope: str | None
     honored: JSON
     uris: frozenset[str]
-    stream: anyio.abc.ObjectSendStream[JSON]
+    stream: MemoryObjectSendStream[JSON]
 
 
 @dataclass(slots=True)

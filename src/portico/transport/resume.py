@@ -101,8 +101,7 @@ async def pump(log: StreamLog, send: Send, start: int, *, prime: bool) -> bool:
             return True
         if log.poll_ms is not None and log.poll_ms != seen_poll:
             # The call is still running; end this response and let the client come back with Last-Event-ID.
-            await send({"type": "http.response.body", "body": f"retry: {log.poll_ms}\n\n".encode(),
-                        "more_body": False})
+            await send({"type": "http.response.body", "body": f"retry: {log.poll_ms}\n\n".encode(), "more_body": False})
             log.poll_ms = None
             return False
         seen_poll = log.poll_ms

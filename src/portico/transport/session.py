@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from portico.transport.resume import TTL_S, StreamLog
 from portico.types import JSON, RequestId
@@ -91,7 +92,7 @@ class MemorySessionStore:
 class _Runtime:
     in_flight: dict[RequestId, anyio.CancelScope] = field(default_factory=dict)
     waiting: dict[str, tuple[anyio.Event, list[JSON]]] = field(default_factory=dict)
-    streams: list[anyio.abc.ObjectSendStream[bytes]] = field(default_factory=list)
+    streams: list[MemoryObjectSendStream[bytes]] = field(default_factory=list)
     logs: dict[str, StreamLog] = field(default_factory=dict)
 
 
@@ -109,7 +110,7 @@ class SessionRuntime:
         """The task group detached calls run in (the app's; cancelled on shutdown)."""
         self._tg = tg
 
-    def spawn(self, func: Callable[[], Awaitable[None]]) -> None:
+    def spawn(self, func: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if self._tg is None:
             raise RuntimeError("SessionRuntime.spawn before bind()")
         self._tg.start_soon(func)
@@ -177,10 +178,10 @@ class SessionRuntime:
         waiter[0].set()
         return True
 
-    def open_stream(self, session_id: str) -> anyio.abc.ObjectReceiveStream[bytes] | None:
+    def open_stream(self, session_id: str) -> MemoryObjectReceiveStream[bytes] | None:
         """A standing (GET) stream for the session; None if one is already open (the client gets 409)."""
         runtime = self._get(session_id)
-        runtime.streams = [s for s in runtime.streams if not s._closed]  # type: ignore[attr-defined]
+        runtime.streams = [s for s in runtime.streams if not s._closed]
         if runtime.streams:
             return None
         send, receive = anyio.create_memory_object_stream[bytes](256)

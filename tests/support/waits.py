@@ -1,0 +1,14 @@
+"""Bounded waits for state that lives in another thread or process (no event can cross to us from there)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+
+
+async def eventually(predicate: Callable[[], bool], limit_s: float = 30, every_s: float = 0.05) -> None:
+    """Return once `predicate()` holds; fail (TimeoutError) after `limit_s`. Never a bare sleep."""
+    with anyio.fail_after(limit_s):
+        while not predicate():  # noqa: ASYNC110 (polls state owned by another thread or process)
+            await anyio.sleep(every_s)
