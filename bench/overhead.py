@@ -146,7 +146,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def portico_argv(config: Path, port: int) -> list[str]:
+def portico_argv(config: Path, port: int, template: str | None = None) -> list[str]:
+    """`portico serve` (the venv's script), or `--portico-cmd` with {python}, {config} and {port} filled in."""
+    if template:
+        return [part.format(python=sys.executable, config=config, port=port) for part in shlex.split(template)]
     script = Path(sys.executable).parent / "portico"
     head = [str(script)] if script.exists() else [sys.executable, "-m", "portico.cli.main"]
     return [*head, "serve", "--config", str(config), "--port", str(port), "--log-level", "warning"]
@@ -573,7 +576,9 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> list[Phase]:
         try:
             upstream_url = upstream.read_listening(READY_TIMEOUT_S)
             port = free_port()
-            portico = Child("portico", portico_argv(write_config(tmp, upstream_url, args.fsync), port))
+            portico = Child(
+                "portico", portico_argv(write_config(tmp, upstream_url, args.fsync), port, args.portico_cmd)
+            )
             if args.path == "portal":
                 through = Target("portico", f"http://127.0.0.1:{port}/mcp", f"{SERVER_ID}__echo", args.era)
             else:
@@ -660,6 +665,9 @@ def render(report: dict[str, Any], phases: list[Phase], summary: list[dict[str, 
         f"Portico path {report.get('processes', {}).get('portico', {}).get('url', '?')}"
     )
     out.append(f"command: {report['command']}")
+    if cfg["portico_cmd"] or cfg["portico_env"]:
+        env = " ".join(cfg["portico_env"]) or "none"
+        out.append(f"Portico started as: {cfg['portico_cmd'] or 'portico serve'}; PORTICO_* environment: {env}")
     m = report["machine"]
     out.append(
         f"machine: nproc {m['nproc']}, loadavg at start {m['loadavg_start']}, at end {m.get('loadavg_end')}, "
@@ -708,6 +716,16 @@ def render(report: dict[str, Any], phases: list[Phase], summary: list[dict[str, 
     return "\n".join(out)
 
 
+def portico_env() -> list[str]:
+    """PORTICO_* overrides inherited by the Portico process (values of secret-looking names withheld)."""
+    secret = ("KEY", "TOKEN", "SECRET", "PASSWORD", "AUTH")
+    return sorted(
+        f"{k}={'***' if any(word in k.upper() for word in secret) else v}"
+        for k, v in os.environ.items()
+        if k.startswith("PORTICO_")
+    )
+
+
 def git_state() -> str:
     try:
         head = subprocess.run(
@@ -754,6 +772,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--text", default="hello portico", help="the echo argument")
     parser.add_argument("--fsync", action="store_true", help="audit.fsync: true (default false, Portico's default)")
     parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds before a phase is cut short")
+    parser.add_argument(
+        "--portico-cmd",
+        metavar="TEMPLATE",
+        help="run this instead of `portico serve` (e.g. a patched build, to A/B it): a command line with {python}, "
+        "{config} and {port} placeholders; the pid it starts is the one measured",
+    )
     parser.add_argument(
         "--client",
         choices=["httpx", "raw"],
@@ -812,6 +836,8 @@ def main(argv: list[str] | None = None) -> int:
             "text": args.text,
             "fsync": args.fsync,
             "client": args.client,
+            "portico_cmd": args.portico_cmd,
+            "portico_env": portico_env(),
         },
         "machine": {
             "nproc": os.cpu_count(),

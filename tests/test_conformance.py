@@ -153,7 +153,7 @@ class Setup:
 def setup(tmp_path_factory: pytest.TempPathFactory, conformance: Path) -> Iterator[Setup]:
     tmp = tmp_path_factory.mktemp("conformance-portico")
     with running_sync("everything") as every:
-        servers = [
+        servers: list[dict[str, Any]] = [
             {"id": "every", "url": every.url},
             {"id": "local", "command": stdio_argv("echo")},
         ]

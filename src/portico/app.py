@@ -81,7 +81,7 @@ class Portico:
             MetricsStage(self.metrics),
             ErrorStage(),
             RouteStage(self.catalog, self.pool),
-            CatalogStage(self.catalog, self.pool, self.settings.catalog.page_size, self.hub.listen),
+            CatalogStage(self.catalog, self.pool, self.settings.catalog.page_size, self.hub),
         ]
         terminal: CallNext = UpstreamTerminal(self.pool)
         return Pipeline(stages, terminal)

@@ -88,6 +88,9 @@ class ServerSettings(_Section):
     cwd: str | None = Field(None, description="Working directory of a stdio server.")
     era: Literal["auto", "legacy", "modern"] = Field("auto", description="Protocol era to speak to the upstream.")
     timeout_s: float = Field(30.0, gt=0, description="Per-request timeout for this upstream.")
+    max_message_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest single message accepted from this upstream (else an error)."
+    )
     connect_timeout_s: float = Field(15.0, gt=0, description="Timeout to connect and initialize.")
     enabled: bool = Field(True, description="A disabled server is neither connected nor listed.")
     restart: RestartSettings = Field(default_factory=RestartSettings, description="Reconnect/restart backoff.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,7 +220,7 @@ async def test_thousands_of_malformed_messages_never_produce_a_500(portal: Runni
         def check(message: Any, modern: bool) -> None:
             body = json.dumps(message).encode()
             method = str(message.get("method")) if isinstance(message, dict) else "x"
-            method = method if method.isascii() and method.isprintable() else "x"
+            method = method if re.fullmatch(r"[!-~]+", method) else "x"  # a value httpx can send
             headers = modern_headers(method) if modern else legacy
             pending.append((body, headers))
 

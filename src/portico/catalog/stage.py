@@ -10,7 +10,7 @@ is a tool it cannot see.
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import orjson
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
@@ -18,6 +18,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERS
 from portico import __version__
 from portico.catalog.catalog import Catalog, Entry, Kind
 from portico.errors import RESOURCE_NOT_FOUND_LEGACY, InvalidParamsError, NotFoundError
+from portico.transport.notify import ChangeHub
 from portico.types import JSON, CallNext, Era, Exchange, Reply
 from portico.upstream.pool import UpstreamPool
 
@@ -96,13 +97,11 @@ class RouteStage:
 
 
 class CatalogStage:
-    def __init__(
-        self, catalog: Catalog, pool: UpstreamPool, page_size: int, listen: Callable[[Exchange], Awaitable[Reply]]
-    ) -> None:
+    def __init__(self, catalog: Catalog, pool: UpstreamPool, page_size: int, hub: ChangeHub) -> None:
         self._catalog = catalog
         self._pool = pool
         self._page_size = page_size
-        self._listen = listen
+        self._hub = hub
 
     async def __call__(self, exchange: Exchange, call_next: CallNext) -> Reply:
         method = exchange.method
@@ -116,8 +115,24 @@ class CatalogStage:
         if method in ("ping", "logging/setLevel"):
             return Reply.ok({})
         if method == "subscriptions/listen":
-            return await self._listen(exchange)
+            return await self._hub.listen(exchange)
+        if method in ("resources/subscribe", "resources/unsubscribe") and exchange.session_id is not None:
+            return await self._subscription(exchange, call_next)
         return await call_next(exchange)
+
+    async def _subscription(self, exchange: Exchange, call_next: CallNext) -> Reply:
+        """Legacy resource subscriptions share one upstream session: count subscribers, route updates per session."""
+        assert exchange.session_id is not None
+        uri = str(exchange.params.get("uri"))
+        subscribe = exchange.method == "resources/subscribe"
+        key = (exchange.server_id or "", exchange.target or uri)
+        if not subscribe and self._hub.subscribers(key) > 1:
+            self._hub.subscribe_session(exchange.session_id, uri, key, False)
+            return Reply.ok({})  # others still listen: keep the upstream subscription
+        reply = await call_next(exchange)
+        if reply.error is None:
+            self._hub.subscribe_session(exchange.session_id, uri, key, subscribe)
+        return reply
 
     def server_identity(self, scope: str | None) -> tuple[JSON, JSON, str | None]:
         """(serverInfo, capabilities, instructions) that an endpoint presents."""

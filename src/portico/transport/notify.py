@@ -42,6 +42,7 @@ class ChangeHub:
     _listeners: set[_Listener] = field(default_factory=set)
     _session_scopes: dict[str, str | None] = field(default_factory=dict)
     _session_uris: dict[str, set[str]] = field(default_factory=dict)
+    _upstream_holders: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     def publish(self, server_id: str, method: str, params: JSON, public_uri: str | None = None) -> None:
         """Fan a change of `server_id` out to every interested client (never blocks)."""
@@ -68,9 +69,20 @@ class ChangeHub:
         frame = sse_frame({"jsonrpc": "2.0", "method": method, "params": out_params})
         self.runtime.broadcast(frame, accept)
 
-    def subscribe_session(self, session_id: str, uri: str, on: bool) -> None:
+    def subscribe_session(self, session_id: str, uri: str, upstream_key: tuple[str, str], on: bool) -> None:
+        """Record a legacy session's resource subscription (`uri` as the client named it)."""
         uris = self._session_uris.setdefault(session_id, set())
-        (uris.add if on else uris.discard)(uri)
+        holders = self._upstream_holders.setdefault(upstream_key, set())
+        if on:
+            uris.add(uri)
+            holders.add(session_id)
+        else:
+            uris.discard(uri)
+            holders.discard(session_id)
+
+    def subscribers(self, upstream_key: tuple[str, str]) -> int:
+        """How many sessions hold the upstream subscription `(server id, upstream uri)`."""
+        return len(self._upstream_holders.get(upstream_key, ()))
 
     async def standing_stream(self, session_id: str, scope: str | None, sink: HttpSink) -> None:
         """Serve a legacy GET stream until the client goes away."""

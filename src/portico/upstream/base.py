@@ -20,6 +20,7 @@ from portico.types import JSON, Exchange
 from portico.upstream.model import Health, HealthReport, UpstreamInfo
 
 log = logging.getLogger("portico.upstream")
+_jitter = random.Random()  # own generator: reconnect jitter must not disturb (or be disturbed by) global random
 
 # (server_id, method, params) of a notification the upstream sent outside any call: list_changed and
 # resources/updated feed the catalog and subscriptions.
@@ -105,7 +106,7 @@ class Upstream(abc.ABC):
             self.first_attempt.set()
             self.health.state = Health.DOWN
             self.health.restarts += 1
-            await anyio.sleep(backoff * (0.8 + 0.4 * random.random()))
+            await anyio.sleep(backoff * (0.8 + 0.4 * _jitter.random()))
             backoff = min(backoff * 2, self.settings.restart.max_backoff_s)
 
     def _describe(self, exc: BaseException) -> str:

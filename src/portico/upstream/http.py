@@ -30,7 +30,7 @@ from portico.types import JSON, Era, Exchange
 from portico.upstream.base import Upstream
 from portico.upstream.envelope import LEGACY_VERSION, MODERN_VERSION, legacy_params, modern_params
 from portico.upstream.model import PORTICO_CLIENT_CAPABILITIES, PORTICO_CLIENT_INFO, UpstreamInfo
-from portico.upstream.sse import iter_events
+from portico.upstream.sse import SseTooLargeError, iter_events
 
 log = logging.getLogger("portico.upstream.http")
 
@@ -161,6 +161,18 @@ class HttpUpstream(Upstream):
             reason = f"{type(exc).__name__}: {exc}"
             self.mark_broken(reason)
             raise UpstreamUnavailableError(f"Upstream server {self.id!r} is unavailable", detail=reason) from exc
+        except SseTooLargeError as exc:
+            raise UpstreamError(f"Upstream server {self.id!r} sent a message over the size limit") from exc
+        except anyio.get_cancelled_exc_class():
+            # Timed out, or our caller cancelled. Closing the stream already cancels on the modern wire; on the
+            # handshake wire a disconnect is not a cancellation, so say it.
+            if era is Era.LEGACY and method != "initialize":
+                with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                    notice = {"requestId": request_id, "reason": "cancelled by the caller or timed out at Portico"}
+                    await self._post_message(
+                        Era.LEGACY, {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": notice}
+                    )
+            raise
 
     @asynccontextmanager
     async def _stream(self, headers: dict[str, str], body: JSON) -> AsyncIterator[httpx2.Response]:
@@ -179,7 +191,7 @@ class HttpUpstream(Upstream):
         content_type = response.headers.get("content-type", "")
         if content_type.startswith("text/event-stream"):
             return await self._read_stream(response, request_id, exchange, era)
-        data = await response.aread()
+        data = await self._read_limited(response)
         message = _loads(data) if data else None
         if message is not None and ("result" in message or "error" in message):
             return message
@@ -188,6 +200,20 @@ class HttpUpstream(Upstream):
             detail=f"HTTP {response.status_code} {content_type!r}: {data[:200]!r}",
         )
 
+    async def _read_limited(self, response: httpx2.Response) -> bytes:
+        limit = self.settings.max_message_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise SseTooLargeError("declared body over the limit")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise SseTooLargeError("body over the limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def _read_stream(
         self, response: httpx2.Response, request_id: int, exchange: Exchange | None, era: Era
     ) -> JSON:
@@ -195,7 +221,7 @@ class HttpUpstream(Upstream):
         last_id: str | None = None
         retry_ms = 1000
         for _ in range(MAX_RESUMES):
-            async for event in iter_events(response.aiter_bytes()):
+            async for event in iter_events(response.aiter_bytes(), self.settings.max_message_bytes):
                 last_id = event.id or last_id
                 retry_ms = event.retry_ms if event.retry_ms is not None else retry_ms
                 message = _loads(event.data) if event.data else None
@@ -317,13 +343,13 @@ class HttpUpstream(Upstream):
             try:
                 if response.status_code != 200:
                     return
-                async for event in iter_events(response.aiter_bytes()):
+                async for event in iter_events(response.aiter_bytes(), self.settings.max_message_bytes):
                     message = _loads(event.data) if event.data else None
                     if message is not None:
                         await self._on_stream_message(message, None, Era.LEGACY)
             finally:
                 await response.aclose()
-        except httpx2.HTTPError as exc:
+        except (httpx2.HTTPError, SseTooLargeError) as exc:
             log.debug("upstream %s: standing stream ended: %s", self.id, exc)
 
 

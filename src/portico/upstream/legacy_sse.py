@@ -20,7 +20,7 @@ from portico.types import JSON, Era, Exchange
 from portico.upstream.base import Upstream
 from portico.upstream.model import UpstreamInfo
 from portico.upstream.rpc import RpcPeer
-from portico.upstream.sse import iter_events
+from portico.upstream.sse import SseTooLargeError, iter_events
 
 log = logging.getLogger("portico.upstream.sse")
 
@@ -68,13 +68,13 @@ class SseUpstream(Upstream):
                         task_status.started()
                         return
                     task_status.started()
-                    async for event in iter_events(response.aiter_bytes()):
+                    async for event in iter_events(response.aiter_bytes(), self.settings.max_message_bytes):
                         if event.event == "endpoint" and not endpoint:
                             endpoint.append(self._endpoint_url(event.data))
                             endpoint_found.set()
                         elif event.event == "message" and event.data:
                             await peer.feed(event.data, tg)
-            except httpx2.HTTPError as exc:
+            except (httpx2.HTTPError, SseTooLargeError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
                 peer.close(reason)

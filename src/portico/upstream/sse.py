@@ -14,10 +14,16 @@ class SseEvent:
     retry_ms: int | None = None
 
 
+class SseTooLargeError(ValueError):
+    """One event (or one unterminated line) exceeds the parser's limit."""
+
+
 class SseParser:
     """Feed bytes, get complete events. Handles CRLF/LF/CR line ends and events split across chunks."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = 64 * 1024 * 1024) -> None:
+        self._limit = max_event_bytes
+        self._size = 0
         self._buffer = b""
         self._event = ""
         self._data: list[str] = []
@@ -25,7 +31,11 @@ class SseParser:
         self._retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
+        """Raises: SseTooLargeError: the event being assembled has grown past the limit."""
         self._buffer += chunk
+        self._size += len(chunk)
+        if self._size > self._limit:
+            raise SseTooLargeError(f"an SSE event exceeded {self._limit} bytes")
         events: list[SseEvent] = []
         while True:
             cut = _line_end(self._buffer)
@@ -44,6 +54,7 @@ class SseParser:
                 return None
             event = SseEvent(self._event or "message", "\n".join(self._data), self._id, self._retry)
             self._event, self._data, self._retry = "", [], None
+            self._size = len(self._buffer)
             return event
         if line.startswith(":"):
             return None
@@ -70,8 +81,8 @@ def _line_end(buffer: bytes) -> tuple[int, int] | None:
     return cr, 2 if buffer[cr + 1] == 0x0A else 1
 
 
-async def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[SseEvent]:
-    parser = SseParser()
+async def iter_events(chunks: AsyncIterator[bytes], max_event_bytes: int = 64 * 1024 * 1024) -> AsyncIterator[SseEvent]:
+    parser = SseParser(max_event_bytes)
     async for chunk in chunks:
         for event in parser.feed(chunk):
             yield event

@@ -26,7 +26,6 @@ from portico.upstream.model import UpstreamInfo
 from portico.upstream.rpc import RpcPeer
 
 log = logging.getLogger("portico.upstream.stdio")
-MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 class StdioUpstream(Upstream):
@@ -86,13 +85,15 @@ class StdioUpstream(Upstream):
     async def _read_stdout(self, stream: BufferedByteReceiveStream, peer: RpcPeer, tg: anyio.abc.TaskGroup) -> None:
         try:
             while True:
-                line = await stream.receive_until(b"\n", MAX_LINE_BYTES)
+                line = await stream.receive_until(b"\n", self.settings.max_message_bytes)
                 if line.strip():
                     await peer.feed(line, tg)
         except (anyio.EndOfStream, anyio.IncompleteRead, anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
         except anyio.DelimiterNotFound:
-            log.error("upstream %s: a message exceeded %d bytes; restarting it", self.id, MAX_LINE_BYTES)
+            log.error(
+                "upstream %s: a message exceeded %d bytes; restarting it", self.id, self.settings.max_message_bytes
+            )
         code = await self._exit_code()
         tail = " | ".join(list(self.stderr_tail)[-3:])
         reason = f"process exited (code {code})" + (f": {tail}" if tail else "")
