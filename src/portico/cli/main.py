@@ -43,6 +43,14 @@ def check(config: Annotated[Path, typer.Option("--config", "-c", help="portico.y
 
 
 @app.command()
+def reference() -> None:
+    """Print the configuration reference (Markdown), generated from the settings models."""
+    from portico.reference import render
+
+    print(render(), end="")
+
+
+@app.command()
 def version() -> None:
     """Print Portico's version."""
     print(__version__)
