@@ -444,28 +444,39 @@ class RawClient:
 
     async def post(self, url: str, *, content: bytes, headers: dict[str, str]) -> RawResponse:
         parsed = httpx2.URL(url)
-        if self._idle:
-            reader, writer = self._idle.pop()
-        else:
-            try:
-                reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
-            except OSError as exc:
-                raise httpx2.ConnectError(str(exc)) from exc
-            self._all.append(writer)
         head = f"POST {parsed.raw_path.decode()} HTTP/1.1\r\nhost: {parsed.host}:{parsed.port}\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        head += f"content-length: {len(content)}\r\n\r\n"
-        try:
-            writer.write(head.encode("latin-1") + content)
-            response, keep = await self._read(reader)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-            writer.close()
-            raise httpx2.ReadError(f"{type(exc).__name__}: {exc}") from exc
-        if keep and len(self._idle) < self._limit:
-            self._idle.append((reader, writer))
-        else:
-            writer.close()
-        return response
+        request = (head + f"content-length: {len(content)}\r\n\r\n").encode("latin-1") + content
+        for attempt in (1, 2):  # a second try only when a reused keep-alive connection turned out closed
+            reused = False
+            while self._idle and not reused:
+                reader, writer = self._idle.pop()
+                reused = not (reader.at_eof() or writer.is_closing())  # the server closed it while idle
+                if not reused:
+                    writer.close()
+            if not reused:
+                try:
+                    reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
+                except OSError as exc:
+                    raise httpx2.ConnectError(str(exc)) from exc
+                self._all.append(writer)
+            try:
+                writer.write(request)
+                response, keep = await self._read(reader)
+            except asyncio.IncompleteReadError as exc:
+                writer.close()
+                if reused and attempt == 1 and not exc.partial:
+                    continue  # closed by the server before it read the request: safe to send again
+                raise httpx2.ReadError(f"IncompleteReadError: {exc}") from exc
+            except (OSError, asyncio.LimitOverrunError, ValueError) as exc:
+                writer.close()
+                raise httpx2.ReadError(f"{type(exc).__name__}: {exc}") from exc
+            if keep and len(self._idle) < self._limit:
+                self._idle.append((reader, writer))
+            else:
+                writer.close()
+            return response
+        raise AssertionError("unreachable")
 
     async def _read(self, reader: asyncio.StreamReader) -> tuple[RawResponse, bool]:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -561,6 +572,9 @@ async def wait_ready(portico: Child, target: Target, text: str) -> None:
 
 async def run(args: argparse.Namespace, report: dict[str, Any]) -> list[Phase]:
     phases: list[Phase] = []
+    main_task = asyncio.current_task()
+    if main_task is not None:  # SIGTERM: cancel, so the finally blocks below stop both children
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     if args.wait_quiet > 0:
         report["machine"]["wait_quiet"] = await wait_quiet(args.wait_quiet)
         log(args, f"machine before start: {report['machine']['wait_quiet']}")

@@ -26,6 +26,7 @@ from portico.audit.stage import AuditStage
 from portico.catalog.catalog import Catalog, Kind
 from portico.catalog.stage import CatalogStage, RouteStage
 from portico.config import Settings
+from portico.errors import PorticoError
 from portico.metrics import Metrics, MetricsStage
 from portico.pipeline import ErrorStage, Pipeline
 from portico.store.db import Store, open_store
@@ -34,6 +35,7 @@ from portico.transport.guard import HostGuard
 from portico.transport.notify import ChangeHub
 from portico.transport.session import MemorySessionStore, SessionRuntime
 from portico.types import JSON, CallNext, Stage
+from portico.upstream.bridge import Bridge
 from portico.upstream.model import Health
 from portico.upstream.pool import UpstreamPool
 from portico.upstream.stage import UpstreamTerminal
@@ -63,7 +65,7 @@ class Portico:
         s = self.settings
         self.runtime = SessionRuntime()
         self.sessions = MemorySessionStore(s.sessions.idle_timeout_s, s.sessions.max_sessions)
-        self.hub = ChangeHub(self.runtime)
+        self.hub = ChangeHub(self.runtime, self.sessions)
         self.pool = UpstreamPool(s.servers, self._on_upstream_notification)
         self.catalog = Catalog(self.pool, s.catalog, [server.id for server in s.servers])
         self.catalog.on_change(self._on_catalog_change)
@@ -83,7 +85,7 @@ class Portico:
             RouteStage(self.catalog, self.pool),
             CatalogStage(self.catalog, self.pool, self.settings.catalog.page_size, self.hub),
         ]
-        terminal: CallNext = UpstreamTerminal(self.pool)
+        terminal: CallNext = UpstreamTerminal(self.pool, Bridge(self.runtime.spawn))
         return Pipeline(stages, terminal)
 
     # -------------------------------------------------------------------------------------- running
@@ -106,6 +108,7 @@ class Portico:
                 max_body_bytes=self.settings.http.max_body_bytes,
                 schema_lookup=self._input_schema,
                 standing_stream=self.hub.standing_stream,
+                on_session_end=self._session_ended,
             )
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -155,6 +158,13 @@ class Portico:
     async def _on_catalog_change(self, server_id: str, kinds: frozenset[Kind]) -> None:
         for method in sorted({_LIST_CHANGED[k] for k in kinds}):
             self.hub.publish(server_id, method, {})
+
+    async def _session_ended(self, session_id: str) -> None:
+        for server_id, uri in self.hub.forget_session(session_id):
+            try:
+                await self.pool.get(server_id).watch_resource(uri, False)
+            except PorticoError as exc:
+                log.info("unsubscribing %s from %s after its session ended failed: %s", uri, server_id, exc.public)
 
     def _input_schema(self, scope: str | None, name: str) -> Any:
         entry = self.catalog.resolve("tools", scope, name)

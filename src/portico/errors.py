@@ -130,12 +130,24 @@ class UpstreamTimeoutError(UpstreamError):
     default_public = "Upstream server timed out"
 
 
+SERVER_REQUEST_CAPABILITY = {
+    "sampling/createMessage": "sampling",
+    "elicitation/create": "elicitation",
+    "roots/list": "roots",
+}
+
+
 class NoBackChannelError(PorticoError):
+    """A server-to-client request the client cannot take (wire or undeclared capability); -32021 with the
+    `requiredCapabilities` the spec asks for."""
+
     code = MISSING_CLIENT_CAPABILITY
     default_public = "The client cannot receive server requests on this connection"
 
-    def __init__(self, method: str) -> None:
-        super().__init__(f"{self.default_public} ({method})" if "/" in method and len(method) < 64 else None)
+    def __init__(self, method: str, public: str | None = None) -> None:
+        capability = SERVER_REQUEST_CAPABILITY.get(method)
+        shown = f"{self.default_public} ({method})" if method in SERVER_REQUEST_CAPABILITY else None
+        super().__init__(public or shown, data={"requiredCapabilities": {capability: {}} if capability else {}})
 
 
 class BodyTooLargeError(PorticoError):

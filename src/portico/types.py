@@ -116,6 +116,7 @@ class Exchange:
     session_id: str | None = None
     parent_id: str | None = None
     sink: MessageSink = field(default_factory=NullSink)
+    log_level: str | None = None  # the client's logging level (legacy: logging/setLevel; modern: _meta logLevel)
     request_bytes: int = 0
     id: str = field(default_factory=new_exchange_id)
     started_ns: int = field(default_factory=time.perf_counter_ns)

@@ -196,7 +196,7 @@ _messages = st.one_of(
 
 @pytest.mark.anyio
 async def test_thousands_of_malformed_messages_never_produce_a_500(portal: Running) -> None:
-    failures: list[tuple[bytes, int]] = []
+    failures: list[tuple[bytes, int, str]] = []
     async with httpx2.AsyncClient(timeout=30) as http:
         init = {
             "jsonrpc": "2.0",
@@ -228,9 +228,13 @@ async def test_thousands_of_malformed_messages_never_produce_a_500(portal: Runni
         check()
         for body, headers in pending:
             response = await http.post(portal.url, content=body, headers=headers)
-            if response.status_code >= 500:
-                failures.append((body, response.status_code))
+            if response.status_code >= 500 or "Traceback" in response.text:
+                failures.append((body, response.status_code, response.text[:300]))
             elif response.status_code != 202:
-                assert rpc_answer(response).get("jsonrpc") == "2.0"
-                assert "Traceback" not in response.text
+                try:
+                    answer = rpc_answer(response)
+                except (AssertionError, ValueError):
+                    answer = {}
+                if answer.get("jsonrpc") != "2.0":
+                    failures.append((body, response.status_code, response.text[:300]))
     assert not failures, failures[:5]

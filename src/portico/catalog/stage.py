@@ -12,20 +12,20 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 
+import anyio
 import orjson
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 
-from portico import __version__
 from portico.catalog.catalog import Catalog, Entry, Kind
 from portico.errors import RESOURCE_NOT_FOUND_LEGACY, InvalidParamsError, NotFoundError
 from portico.transport.notify import ChangeHub
 from portico.types import JSON, CallNext, Era, Exchange, Reply
+from portico.upstream.envelope import LOG_LEVELS
+from portico.upstream.model import META_SERVER_INFO, PORTAL_INFO
 from portico.upstream.pool import UpstreamPool
 
 Visible = Callable[[Entry], bool]
 
-SERVER_INFO = "io.modelcontextprotocol/serverInfo"
-PORTAL_INFO: JSON = {"name": "portico", "title": "Portico MCP portal", "version": __version__}
 _LISTS: dict[str, Kind] = {
     "tools/list": "tools",
     "prompts/list": "prompts",
@@ -112,27 +112,50 @@ class CatalogStage:
             return Reply.ok(self._initialize(exchange))
         if method == "server/discover":
             return Reply.ok(self._discover(exchange))
-        if method in ("ping", "logging/setLevel"):
+        if method == "logging/setLevel":
+            level = exchange.params.get("level")
+            if level not in LOG_LEVELS:
+                raise InvalidParamsError("Invalid params: unknown logging level")
+            if exchange.session_id is not None:
+                await self._hub.sessions.set_log_level(exchange.session_id, level)
+            return Reply.ok({})
+        if method == "ping":
             return Reply.ok({})
         if method == "subscriptions/listen":
-            return await self._hub.listen(exchange)
+            return await self._listen(exchange)
         if method in ("resources/subscribe", "resources/unsubscribe") and exchange.session_id is not None:
-            return await self._subscription(exchange, call_next)
+            return await self._subscription(exchange)
         return await call_next(exchange)
 
-    async def _subscription(self, exchange: Exchange, call_next: CallNext) -> Reply:
-        """Legacy resource subscriptions share one upstream session: count subscribers, route updates per session."""
+    async def _subscription(self, exchange: Exchange) -> Reply:
+        """A legacy session's resources/(un)subscribe: Portico holds one upstream subscription per resource
+        (reference-counted in the connector) and routes `notifications/resources/updated` per session."""
         assert exchange.session_id is not None
+        assert exchange.server_id is not None
         uri = str(exchange.params.get("uri"))
-        subscribe = exchange.method == "resources/subscribe"
-        key = (exchange.server_id or "", exchange.target or uri)
-        if not subscribe and self._hub.subscribers(key) > 1:
-            self._hub.subscribe_session(exchange.session_id, uri, key, False)
-            return Reply.ok({})  # others still listen: keep the upstream subscription
-        reply = await call_next(exchange)
-        if reply.error is None:
-            self._hub.subscribe_session(exchange.session_id, uri, key, subscribe)
-        return reply
+        target = (exchange.server_id, exchange.target or uri)
+        on = exchange.method == "resources/subscribe"
+        if on != self._hub.is_subscribed(exchange.session_id, uri):
+            await self._pool.get(target[0]).watch_resource(target[1], on)
+            self._hub.subscribe_session(exchange.session_id, uri, target, on)
+        return Reply.ok({})
+
+    async def _listen(self, exchange: Exchange) -> Reply:
+        """A modern `subscriptions/listen`: watch the requested resources upstream for as long as it lasts."""
+        notifications = exchange.params.get("notifications")
+        uris = notifications.get("resourceSubscriptions") if isinstance(notifications, dict) else None
+        watched: list[tuple[str, str]] = []
+        try:
+            for uri in uris if isinstance(uris, list) else []:
+                found = self._catalog.resolve_resource(exchange.scope, uri) if isinstance(uri, str) else None
+                if found is not None:
+                    await self._pool.get(found[0]).watch_resource(found[1], True)
+                    watched.append(found)
+            return await self._hub.listen(exchange)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for server_id, uri in watched:
+                    await self._pool.get(server_id).watch_resource(uri, False)
 
     def server_identity(self, scope: str | None) -> tuple[JSON, JSON, str | None]:
         """(serverInfo, capabilities, instructions) that an endpoint presents."""
@@ -171,7 +194,7 @@ class CatalogStage:
             "capabilities": capabilities,
             "ttlMs": 0,
             "cacheScope": "private",
-            "_meta": {SERVER_INFO: info},
+            "_meta": {META_SERVER_INFO: info},
         }
         if instructions:
             result["instructions"] = instructions
@@ -191,7 +214,7 @@ class CatalogStage:
         if exchange.era is Era.MODERN:
             result["ttlMs"] = 0
             result["cacheScope"] = "private"
-            result["_meta"] = {SERVER_INFO: self.server_identity(exchange.scope)[0]}
+            result["_meta"] = {META_SERVER_INFO: self.server_identity(exchange.scope)[0]}
         return result
 
 

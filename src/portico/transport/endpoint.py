@@ -37,6 +37,7 @@ from portico.transport.resume import LogSink, StreamLog, parse_event_id, pump
 from portico.transport.session import SessionRecord, SessionRuntime, SessionStore, new_session_id
 from portico.transport.sink import HttpSink
 from portico.types import JSON, Era, Exchange, Principal, Reply, RequestId, RpcError
+from portico.upstream.envelope import META_LOG_LEVEL
 
 log = logging.getLogger("portico.transport")
 
@@ -61,6 +62,7 @@ class McpEndpoint:
         max_body_bytes: int,
         schema_lookup: SchemaLookup,
         standing_stream: Callable[[str, str | None, HttpSink], Awaitable[None]],
+        on_session_end: Callable[[str], Awaitable[None]],
     ) -> None:
         self._pipeline = pipeline
         self._sessions = sessions
@@ -69,6 +71,7 @@ class McpEndpoint:
         self._max_body = max_body_bytes
         self._schema = schema_lookup
         self._standing_stream = standing_stream
+        self._on_session_end = on_session_end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, server: str | None) -> None:
         headers = _headers(scope)
@@ -165,9 +168,16 @@ class McpEndpoint:
             scope=server,
             client_capabilities=verdict.client_capabilities if isinstance(verdict.client_capabilities, dict) else {},
             client_info=verdict.client_info if isinstance(verdict.client_info, dict) else None,
+            log_level=_meta_log_level(params),
             request_bytes=size,
         )
-        sink = HttpSink(send, sse="text/event-stream" in headers.get("accept", ""), headers=[])
+        sink = HttpSink(
+            send,
+            sse="text/event-stream" in headers.get("accept", ""),
+            headers=[],
+            log_level=exchange.log_level,
+            logs_opt_in=True,
+        )
         exchange.sink = sink
         if method == "subscriptions/listen" and not sink.sse:
             return await _rpc_error(
@@ -236,7 +246,8 @@ class McpEndpoint:
             client_info=record.client_info,
             session_id=record.id,
             request_bytes=size,
-            sink=LogSink(log, self._runtime, record.id),
+            sink=LogSink(log, self._runtime, record.id, record.log_level),
+            log_level=record.log_level,
         )
         self._runtime.spawn(lambda: self._detached(exchange, log))
         await self._attach(record.id, log, send, receive, start=0, prime=True)
@@ -359,6 +370,7 @@ class McpEndpoint:
             return await _rpc_error(send, 404, None, RpcError(INVALID_REQUEST, "Session not found"))
         await self._sessions.delete(record.id)
         self._runtime.end(record.id)
+        await self._on_session_end(record.id)
         await _send(send, 200, b"")
 
     # --------------------------------------------------------------------------------------- running
@@ -422,6 +434,12 @@ def _envelope_problem(message: Any) -> str | None:
     if "params" in message and not isinstance(message["params"], dict):
         return 'Invalid request: "params" must be an object'
     return None
+
+
+def _meta_log_level(params: JSON) -> str | None:
+    meta = params.get("_meta")
+    level = meta.get(META_LOG_LEVEL) if isinstance(meta, dict) else None
+    return level if isinstance(level, str) else None
 
 
 def _safe_id(request_id: Any) -> RequestId | None:

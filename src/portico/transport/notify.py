@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from portico.transport.session import SessionRuntime
+from portico.transport.session import SessionRuntime, SessionStore
 from portico.transport.sink import HttpSink, sse_frame
 from portico.types import JSON, Exchange, Reply
 
@@ -39,10 +39,10 @@ class _Listener:
 @dataclass(slots=True)
 class ChangeHub:
     runtime: SessionRuntime
+    sessions: SessionStore
     _listeners: set[_Listener] = field(default_factory=set)
     _session_scopes: dict[str, str | None] = field(default_factory=dict)
-    _session_uris: dict[str, set[str]] = field(default_factory=dict)
-    _upstream_holders: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    _session_uris: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
 
     def publish(self, server_id: str, method: str, params: JSON, public_uri: str | None = None) -> None:
         """Fan a change of `server_id` out to every interested client (never blocks)."""
@@ -69,20 +69,20 @@ class ChangeHub:
         frame = sse_frame({"jsonrpc": "2.0", "method": method, "params": out_params})
         self.runtime.broadcast(frame, accept)
 
-    def subscribe_session(self, session_id: str, uri: str, upstream_key: tuple[str, str], on: bool) -> None:
-        """Record a legacy session's resource subscription (`uri` as the client named it)."""
-        uris = self._session_uris.setdefault(session_id, set())
-        holders = self._upstream_holders.setdefault(upstream_key, set())
+    def subscribe_session(self, session_id: str, uri: str, target: tuple[str, str], on: bool) -> None:
+        """Record a legacy session's resource subscription (`uri` as the client named it, `target` upstream)."""
+        uris = self._session_uris.setdefault(session_id, {})
         if on:
-            uris.add(uri)
-            holders.add(session_id)
+            uris[uri] = target
         else:
-            uris.discard(uri)
-            holders.discard(session_id)
+            uris.pop(uri, None)
 
-    def subscribers(self, upstream_key: tuple[str, str]) -> int:
-        """How many sessions hold the upstream subscription `(server id, upstream uri)`."""
-        return len(self._upstream_holders.get(upstream_key, ()))
+    def is_subscribed(self, session_id: str, uri: str) -> bool:
+        return uri in self._session_uris.get(session_id, {})
+
+    def forget_session(self, session_id: str) -> list[tuple[str, str]]:
+        """Drop an ended session's subscriptions; returns the upstream (server, uri) pairs it held."""
+        return list(self._session_uris.pop(session_id, {}).values())
 
     async def standing_stream(self, session_id: str, scope: str | None, sink: HttpSink) -> None:
         """Serve a legacy GET stream until the client goes away."""

@@ -25,6 +25,7 @@ from starlette.types import Send
 from portico.errors import NoBackChannelError
 from portico.transport.sink import SSE_HEADERS, _server_request_ids
 from portico.types import JSON
+from portico.upstream.envelope import log_level_allows
 
 if TYPE_CHECKING:
     from portico.transport.session import SessionRuntime
@@ -111,12 +112,15 @@ async def pump(log: StreamLog, send: Send, start: int, *, prime: bool) -> bool:
 class LogSink:
     """The `MessageSink` of a detached legacy call: messages go into its `StreamLog`."""
 
-    def __init__(self, log: StreamLog, runtime: SessionRuntime, session_id: str) -> None:
+    def __init__(self, log: StreamLog, runtime: SessionRuntime, session_id: str, log_level: str | None) -> None:
         self._log = log
         self._runtime = runtime
         self._session_id = session_id
+        self._log_level = log_level
 
     async def notify(self, message: JSON) -> None:
+        if message.get("method") == "notifications/message" and not log_level_allows(self._log_level, message):
+            return
         self._log.append(message)
 
     async def request(self, method: str, params: JSON | None) -> JSON:

@@ -10,6 +10,7 @@ relays those by session id.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Coroutine
@@ -32,6 +33,7 @@ class SessionRecord:
     client_capabilities: JSON
     client_info: JSON | None
     created: float
+    log_level: str | None = None
 
 
 class SessionStore(Protocol):
@@ -43,6 +45,9 @@ class SessionStore(Protocol):
 
     async def delete(self, session_id: str) -> bool:
         """End a session; False if it did not exist."""
+
+    async def set_log_level(self, session_id: str, level: str) -> None:
+        """Remember the session's `logging/setLevel` (a no-op for an unknown session)."""
 
 
 def new_session_id() -> str:
@@ -78,6 +83,11 @@ class MemorySessionStore:
 
     async def delete(self, session_id: str) -> bool:
         return self._records.pop(session_id, None) is not None
+
+    async def set_log_level(self, session_id: str, level: str) -> None:
+        found = self._records.get(session_id)
+        if found is not None:
+            self._records[session_id] = (dataclasses.replace(found[0], log_level=level), found[1])
 
     def _expire(self) -> None:
         now = self._clock()

@@ -16,6 +16,7 @@ from starlette.types import Send
 
 from portico.errors import NoBackChannelError
 from portico.types import JSON
+from portico.upstream.envelope import log_level_allows
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -33,7 +34,18 @@ def sse_frame(message: JSON | bytes) -> bytes:
 class HttpSink:
     """A `MessageSink` writing to one HTTP response (modern-era calls and standing streams)."""
 
-    def __init__(self, send: Send, *, sse: bool, headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(
+        self,
+        send: Send,
+        *,
+        sse: bool,
+        headers: list[tuple[bytes, bytes]],
+        log_level: str | None = None,
+        logs_opt_in: bool = False,
+    ) -> None:
+        # On the modern wire a client that did not ask for logs (no `_meta` logLevel) MUST NOT get any.
+        self._log_level = log_level
+        self._logs_opt_in = logs_opt_in
         self._send = send
         self.sse = sse
         self._headers = headers
@@ -42,6 +54,10 @@ class HttpSink:
         self.closed = False
 
     async def notify(self, message: JSON) -> None:
+        if message.get("method") == "notifications/message" and (
+            (self._logs_opt_in and self._log_level is None) or not log_level_allows(self._log_level, message)
+        ):
+            return
         if self.sse:
             await self.write(sse_frame(message))
 

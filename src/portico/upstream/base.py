@@ -8,6 +8,7 @@ with `UpstreamUnavailableError` so callers of a dead server are not held up, and
 from __future__ import annotations
 
 import abc
+import collections
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,7 @@ import anyio
 
 from portico.config import ServerSettings
 from portico.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
-from portico.types import JSON, Exchange
+from portico.types import JSON, Era, Exchange, Principal
 from portico.upstream.model import Health, HealthReport, UpstreamInfo
 
 log = logging.getLogger("portico.upstream")
@@ -37,6 +38,7 @@ class Upstream(abc.ABC):
         self.info: UpstreamInfo | None = None
         self._on_notification = on_notification
         self._broken = anyio.Event()
+        self._watched: collections.Counter[str] = collections.Counter()  # resource URIs clients subscribed to
         self.first_attempt = anyio.Event()  # set once the first connect attempt has ended, either way
         self.connected = anyio.Event()
 
@@ -134,7 +136,42 @@ class Upstream(abc.ABC):
         """Release what `_connect` acquired. Must not raise."""
 
     async def _on_ready(self) -> None:
+        for uri in list(self._watched):  # a new connection (or session) starts with no subscriptions upstream
+            await self._set_subscription(uri, True)
         await self.notify_listener("notifications/portico/connected", {})
+
+    async def watch_resource(self, uri: str, on: bool) -> None:
+        """Reference-counted resource subscription: the upstream is asked once, however many clients watch.
+
+        Raises:
+            UpstreamError: the upstream refused the (un)subscription.
+        """
+        if on:
+            self._watched[uri] += 1
+            if self._watched[uri] == 1 and self.ready:
+                await self._set_subscription(uri, True)
+        elif self._watched.get(uri, 0) > 0:
+            self._watched[uri] -= 1
+            if self._watched[uri] == 0:
+                del self._watched[uri]
+                if self.ready:
+                    await self._set_subscription(uri, False)
+
+    async def _set_subscription(self, uri: str, on: bool) -> None:
+        """Tell the upstream (default: the handshake-era `resources/(un)subscribe` on the shared session)."""
+        method = "resources/subscribe" if on else "resources/unsubscribe"
+        exchange = Exchange(
+            method=method,
+            params={},
+            request_id=None,
+            principal=Principal("portico"),
+            era=Era.LEGACY,
+            protocol_version="",
+            client_capabilities={},
+        )
+        response = await self.request(exchange, method, {"uri": uri})
+        if "error" in response:
+            raise UpstreamError(f"Upstream server {self.id!r} refused the subscription", detail=str(response["error"]))
 
     async def notify_listener(self, method: str, params: JSON) -> None:
         if self._on_notification is not None:

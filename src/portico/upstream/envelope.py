@@ -10,7 +10,18 @@ LEGACY_VERSION = "2025-11-25"
 META_VERSION = "io.modelcontextprotocol/protocolVersion"
 META_CAPS = "io.modelcontextprotocol/clientCapabilities"
 META_INFO = "io.modelcontextprotocol/clientInfo"
-ENVELOPE_KEYS = frozenset({META_VERSION, META_CAPS, META_INFO, "io.modelcontextprotocol/logLevel"})
+META_LOG_LEVEL = "io.modelcontextprotocol/logLevel"
+ENVELOPE_KEYS = frozenset({META_VERSION, META_CAPS, META_INFO, META_LOG_LEVEL})
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+
+
+def log_level_allows(threshold: str | None, message: JSON) -> bool:
+    """Whether a `notifications/message` passes a client's `logging/setLevel` threshold (RFC 5424 order)."""
+    if threshold not in LOG_LEVELS:
+        return True
+    params = message.get("params")
+    level = params.get("level") if isinstance(params, dict) else None
+    return level not in LOG_LEVELS or LOG_LEVELS.index(level) >= LOG_LEVELS.index(threshold)
 
 
 def modern_params(exchange: Exchange | None, params: JSON) -> JSON:
@@ -20,6 +31,8 @@ def modern_params(exchange: Exchange | None, params: JSON) -> JSON:
     if exchange is not None:
         meta[META_CAPS] = exchange.client_capabilities
         meta[META_INFO] = exchange.client_info or PORTICO_CLIENT_INFO
+        if exchange.log_level is not None:
+            meta.setdefault(META_LOG_LEVEL, exchange.log_level)
     else:
         meta.setdefault(META_CAPS, {})
         meta.setdefault(META_INFO, PORTICO_CLIENT_INFO)

@@ -36,6 +36,7 @@ log = logging.getLogger("portico.upstream.http")
 
 ACCEPT = "application/json, text/event-stream"
 MAX_RESUMES = 100
+STANDING_RETRY_S = 5.0
 LIST_CHANGED = {"toolsListChanged": True, "promptsListChanged": True, "resourcesListChanged": True}
 
 
@@ -48,6 +49,7 @@ class HttpUpstream(Upstream):
         self._legacy_version = LEGACY_VERSION
         self._eras: frozenset[Era] = frozenset()
         self._session_lock = anyio.Lock()
+        self._listen_scope: anyio.CancelScope | None = None
 
     # --------------------------------------------------------------------------------------- connect
 
@@ -109,6 +111,9 @@ class HttpUpstream(Upstream):
         result = _result_or_raise(response, "initialize")
         self._legacy_version = str(result.get("protocolVersion") or LEGACY_VERSION)
         await self._post_message(Era.LEGACY, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        if isinstance(result.get("capabilities"), dict) and "logging" in result["capabilities"]:
+            # One upstream session serves every client: take all levels, filter per client at the edge.
+            await self._roundtrip(None, Era.LEGACY, "logging/setLevel", {"level": "debug"}, retry_session=False)
         return UpstreamInfo(
             server_info=result.get("serverInfo") or {},
             capabilities=result.get("capabilities") or {},
@@ -316,12 +321,21 @@ class HttpUpstream(Upstream):
     # ------------------------------------------------------------------------------- standing stream
 
     async def _standing_stream(self) -> None:
-        """Listen for list_changed (and resource updates) until the connection ends; failures are quiet."""
+        """Listen for list_changed and resource updates until the connection ends; reopen on demand or loss."""
+        while self._client is not None:
+            with anyio.CancelScope() as self._listen_scope:
+                await self._listen_once()
+                await anyio.sleep(STANDING_RETRY_S)  # the server ended it: come back later, not in a tight loop
+
+    async def _listen_once(self) -> None:
         if self._client is None:
             return
         try:
             if Era.MODERN in self._eras:
-                params = modern_params(None, {"notifications": LIST_CHANGED})
+                wanted: JSON = dict(LIST_CHANGED)
+                if self._watched:
+                    wanted["resourceSubscriptions"] = sorted(self._watched)
+                params = modern_params(None, {"notifications": wanted})
                 body = {"jsonrpc": "2.0", "id": next(self._ids), "method": "subscriptions/listen", "params": params}
                 request = self._client.build_request(
                     "POST",
@@ -351,6 +365,14 @@ class HttpUpstream(Upstream):
                 await response.aclose()
         except (httpx2.HTTPError, SseTooLargeError) as exc:
             log.debug("upstream %s: standing stream ended: %s", self.id, exc)
+
+    async def _set_subscription(self, uri: str, on: bool) -> None:
+        if Era.MODERN in self._eras:
+            # The modern wire subscribes by re-listening with the new URI set (no resources/subscribe there).
+            if self._listen_scope is not None:
+                self._listen_scope.cancel()
+            return
+        await super()._set_subscription(uri, on)
 
 
 def _loads(data: str | bytes) -> JSON | None:

@@ -6,9 +6,12 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from portico import __version__
 from portico.types import JSON, Era
 
-PORTICO_CLIENT_INFO: JSON = {"name": "portico", "title": "Portico MCP gateway", "version": "0.1.0"}
+PORTICO_CLIENT_INFO: JSON = {"name": "portico", "title": "Portico MCP gateway", "version": __version__}
+PORTAL_INFO: JSON = {"name": "portico", "title": "Portico MCP portal", "version": __version__}
+META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 
 # What Portico declares to legacy upstreams: it can relay sampling, elicitation and roots to the client that
 # made the call (and answers with an error when that client cannot take them).

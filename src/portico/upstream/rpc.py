@@ -66,6 +66,9 @@ class RpcPeer:
             raise UpstreamUnavailableError(detail=f"initialize refused: {response.get('error')}")
         await self._send(orjson.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
         result: JSON = response["result"]
+        if isinstance(result.get("capabilities"), dict) and "logging" in result["capabilities"]:
+            # One upstream session serves every client: take all levels, filter per client at the edge.
+            await self.call(None, "logging/setLevel", {"level": "debug"})
         return result
 
     async def call(self, exchange: Exchange | None, method: str, params: JSON) -> JSON:
