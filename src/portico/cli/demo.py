@@ -19,20 +19,25 @@ console = Console(stderr=True)
 REMOTE_DEMOS = {"tickets": "http", "weather": "sse"}
 
 
-def _start(name: str, transport: str) -> tuple[subprocess.Popen[bytes], str]:
-    process = subprocess.Popen(
+def _spawn(name: str, transport: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [sys.executable, "-m", "portico.demo.servers", name, "--transport", transport],
         stdout=subprocess.PIPE,
         start_new_session=True,
     )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
+
+
+def _listening_url(name: str, process: subprocess.Popen[bytes], deadline: float) -> str:
+    """The URL from the server's `LISTENING <url>` line (the servers start in parallel; this waits for one)."""
+    if process.stdout is None:
+        raise RuntimeError("demo server started without a stdout pipe")
     line = b""
     while time.monotonic() < deadline and not line.startswith(b"LISTENING "):
         line = process.stdout.readline()
         if not line and process.poll() is not None:
-            raise typer.Exit(f"demo server {name} failed to start")  # type: ignore[arg-type]
-    return process, line.split()[1].decode()
+            console.print(f"[red]demo server {name} failed to start (exit code {process.returncode})[/red]")
+            raise typer.Exit(1)
+    return line.split()[1].decode()
 
 
 def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, object]:
@@ -71,10 +76,10 @@ def demo(
     data_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        urls: dict[str, str] = {}
-        for name, transport in REMOTE_DEMOS.items():
-            process, urls[name] = _start(name, transport)
-            processes.append(process)
+        started = {name: _spawn(name, transport) for name, transport in REMOTE_DEMOS.items()}
+        processes.extend(started.values())
+        deadline = time.monotonic() + 60
+        urls = {name: _listening_url(name, process, deadline) for name, process in started.items()}
         config_path = data_dir / "portico.yaml"
         with config_path.open("w") as out:
             out.write("# Written by `portico demo`; serve it again with `portico serve --config` this file.\n")

@@ -1,0 +1,121 @@
+"""`portico demo` as a new user meets it: a real process, demo upstreams of three transports, one URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+
+from tests.support.portico import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTICO = Path(sys.executable).parent / "portico"
+INSPECTOR = ROOT / "tools" / "node" / "bin" / "mcp-inspector"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    data = tmp_path_factory.mktemp("demo")
+    port = free_port()
+    process = subprocess.Popen(
+        [str(PORTICO), "demo", "--port", str(port), "--data-dir", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx2.Client() as http:
+            for _ in range(600):  # bounded: 60 s
+                try:
+                    if http.get(base + "/readyz").json()["status"] == "ready":
+                        break
+                except (httpx2.HTTPError, ValueError):
+                    pass
+                if process.poll() is not None:
+                    raise RuntimeError(f"portico demo exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                time.sleep(0.1)  # polling another process's HTTP endpoint: nothing to wait on but the clock
+            else:
+                raise RuntimeError("portico demo was not ready within 60 s")
+        yield base + "/mcp", data
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_the_demo_serves_tools_of_all_three_demo_servers_through_one_url(
+    demo: tuple[str, Path], mode: str
+) -> None:
+    url, _ = demo
+    async with Client(url, mode=mode) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        note = await client.call_tool("notes__add_note", {"title": "demo", "body": f"written in {mode}"})
+        tickets = await client.call_tool("tickets__list_tickets", {"status": "open"})
+        forecast = await client.call_tool("weather__forecast", {"city": "Oslo", "days": 2})
+        prompts = {p.name for p in (await client.list_prompts()).prompts}
+    assert {"notes__add_note", "tickets__create_ticket", "weather__forecast"} <= names
+    assert not note.is_error
+    assert not tickets.is_error
+    assert not forecast.is_error
+    assert {"notes__summarize_notes", "tickets__triage"} <= prompts
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+def test_the_inspector_cli_lists_and_calls_demo_tools(demo: tuple[str, Path], era: str, tmp_path: Path) -> None:
+    url, _ = demo
+    base = [str(INSPECTOR), "--cli", url, "--transport", "http", "--protocol-era", era, "--format", "json", "--quiet"]
+    env = {**os.environ, "HOME": str(tmp_path)}
+    listed = subprocess.run([*base, "--method", "tools/list"], capture_output=True, text=True, timeout=120, env=env)
+    assert listed.returncode == 0, listed.stderr
+    names = {tool["name"] for tool in json.loads(listed.stdout)["result"]["tools"]}
+    assert {"notes__add_note", "tickets__get_ticket", "weather__alerts"} <= names
+    called = subprocess.run(
+        [*base, "--method", "tools/call", "--tool-name", "weather__alerts", "--tool-arg", "region=north"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert called.returncode == 0, called.stderr
+    assert "No active alerts for north" in called.stdout
+
+
+def test_the_demo_audit_log_verifies_and_tails(demo: tuple[str, Path]) -> None:
+    _, data = demo
+    config = data / "portico.yaml"
+    with httpx2.Client() as http:  # at least one audited call, whatever ran before
+        http.post(
+            demo[0],
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            },
+            headers={"accept": "application/json, text/event-stream"},
+        )
+    tail = subprocess.run(
+        [str(PORTICO), "audit", "tail", "--config", str(config), "-n", "5"], capture_output=True, text=True, timeout=60
+    )
+    assert tail.returncode == 0, tail.stderr
+    assert "initialize" in tail.stdout
+    verify = subprocess.run(
+        [str(PORTICO), "audit", "verify", "--config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
