@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from ruamel.yaml import YAML
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 REMOTE_DEMOS = {"tickets": "http", "weather": "sse"}
 
 

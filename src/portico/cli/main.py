@@ -19,7 +19,7 @@ from portico.errors import ConfigError
 app = typer.Typer(help="Portico: the governed front door for MCP.", no_args_is_help=True, add_completion=False)
 app.add_typer(audit_app, name="audit")
 app.command()(demo)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 @app.command()
