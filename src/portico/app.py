@@ -9,6 +9,7 @@ Later stages (identity, rate limits, policy, pins, DLP) slot in between Route an
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -119,6 +120,7 @@ class Portico:
                         if upstream.ready:
                             await self._refresh(upstream.id)
                 tg.start_soon(self._refresh_timer)
+                gc.freeze()  # start-up objects live for the whole run: keep them out of every collection
                 try:
                     yield self
                 finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -44,6 +45,9 @@ class Metrics:
 class MetricsStage:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        # `.labels()` costs a lock and a tuple build per call; the label sets are few, so keep the children.
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, exchange: Exchange, call_next: CallNext) -> Reply:
         start = time.perf_counter()
@@ -55,7 +59,14 @@ class MetricsStage:
         finally:
             try:
                 server = exchange.server_id or exchange.scope or "portal"
-                self._metrics.calls.labels(server, exchange.method, outcome.value).inc()
-                self._metrics.latency.labels(server, exchange.method).observe(time.perf_counter() - start)
+                key = (server, exchange.method)
+                counter = self._counters.get((*key, outcome.value))
+                if counter is None:
+                    counter = self._counters[(*key, outcome.value)] = self._metrics.calls.labels(*key, outcome.value)
+                histogram = self._histograms.get(key)
+                if histogram is None:
+                    histogram = self._histograms[key] = self._metrics.latency.labels(*key)
+                counter.inc()
+                histogram.observe(time.perf_counter() - start)
             except Exception:  # an observer may fail alone, never the call
                 log.exception("metrics: recording failed")

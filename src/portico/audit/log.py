@@ -225,6 +225,8 @@ class AuditLog:
                     await self._wake.wait()
                 self._wake = anyio.Event()  # before draining: an append during the drain wakes the next round
                 stopping = self._stopping
+                if self._unflushed == 0 and not stopping and not self._spool.leftover:
+                    continue  # an idle tick: no database round-trip
                 ok = await self._drain()
                 if stopping:
                     return

@@ -24,7 +24,11 @@ class AuditSettings(BaseModel):
         "acknowledged, then moved into the database in batches. Must be on persistent local disk.",
     )
     flush_interval_ms: int = Field(
-        default=50, gt=0, le=60_000, description="Longest a spooled record waits before it is written to the database."
+        default=250,
+        gt=0,
+        le=60_000,
+        description="Longest a spooled record waits before it is written to the database (durability does not "
+        "depend on it: a call is acknowledged only once its record is in the spool).",
     )
     batch_max: int = Field(default=500, gt=0, le=10_000, description="Most records per database transaction.")
     fsync: bool = Field(

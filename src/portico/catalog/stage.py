@@ -193,6 +193,7 @@ class CatalogStage:
             "supportedVersions": list(MODERN_PROTOCOL_VERSIONS),
             "capabilities": capabilities,
             "ttlMs": 0,
+            "resultType": "complete",
             "cacheScope": "private",
             "_meta": {META_SERVER_INFO: info},
         }
@@ -213,6 +214,7 @@ class CatalogStage:
             result["nextCursor"] = _encode_cursor(offset + self._page_size)
         if exchange.era is Era.MODERN:
             result["ttlMs"] = 0
+            result["resultType"] = "complete"
             result["cacheScope"] = "private"
             result["_meta"] = {META_SERVER_INFO: self.server_identity(exchange.scope)[0]}
         return result

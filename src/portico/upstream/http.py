@@ -1,6 +1,6 @@
 """Remote Streamable HTTP upstreams, in both protocol eras.
 
-One pooled `httpx2.AsyncClient` per upstream (its TLS context is built once: building one costs ~100 ms).
+One keep-alive connection pool per upstream (`upstream.wire`: one write per request; TLS context built once).
 At connect, `era: auto` probes both wires: `server/discover` (2026-07-28) and `initialize` (handshake era,
 one long-lived `Mcp-Session-Id`). Each call then goes out in the caller's own era when the upstream speaks it,
 so progress, logs, sampling and elicitation keep their native shape; otherwise in the era the upstream has.
@@ -20,7 +20,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-import httpx2
 import orjson
 from mcp.shared.inbound import NAME_BEARING_METHODS, encode_header_value, mcp_param_headers, x_mcp_header_map
 
@@ -31,6 +30,7 @@ from portico.upstream.base import Upstream
 from portico.upstream.envelope import LEGACY_VERSION, MODERN_VERSION, legacy_params, modern_params
 from portico.upstream.model import PORTICO_CLIENT_CAPABILITIES, PORTICO_CLIENT_INFO, UpstreamInfo
 from portico.upstream.sse import SseTooLargeError, iter_events
+from portico.upstream.wire import ConnectionLost, Pool, Response
 
 log = logging.getLogger("portico.upstream.http")
 
@@ -43,7 +43,7 @@ LIST_CHANGED = {"toolsListChanged": True, "promptsListChanged": True, "resources
 class HttpUpstream(Upstream):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._client: httpx2.AsyncClient | None = None
+        self._client: Pool | None = None
         self._ids = itertools.count(1)
         self._session_id: str | None = None
         self._legacy_version = LEGACY_VERSION
@@ -56,11 +56,8 @@ class HttpUpstream(Upstream):
     async def _connect(self, tg: anyio.abc.TaskGroup) -> UpstreamInfo:
         assert self.settings.url is not None
         headers = {name: resolve_secret(value) for name, value in self.settings.headers.items()}
-        self._client = httpx2.AsyncClient(
-            headers=headers,
-            timeout=httpx2.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s),
-            limits=httpx2.Limits(max_connections=64, max_keepalive_connections=32),
-            follow_redirects=False,
+        self._client = Pool(
+            self.settings.url, default_headers=headers, connect_timeout_s=self.settings.connect_timeout_s
         )
         wanted = self.settings.era
         info: UpstreamInfo | None = None
@@ -129,8 +126,10 @@ class HttpUpstream(Upstream):
         if self._session_id is not None:
             try:
                 with anyio.move_on_after(1):
-                    await client.delete(self._url, headers=self._legacy_headers())
-            except httpx2.HTTPError:
+                    headers = self._legacy_headers()
+                    headers.pop("content-type")
+                    await (await client.request("DELETE", headers)).aclose()
+            except ConnectionLost:
                 pass
             self._session_id = None
         await client.aclose()
@@ -162,8 +161,8 @@ class HttpUpstream(Upstream):
                 if method == "initialize" and "mcp-session-id" in response.headers:
                     self._session_id = response.headers["mcp-session-id"]
                 return await self._read_response(response, request_id, exchange, era)
-        except httpx2.TransportError as exc:
-            reason = f"{type(exc).__name__}: {exc}"
+        except ConnectionLost as exc:
+            reason = str(exc)
             self.mark_broken(reason)
             raise UpstreamUnavailableError(f"Upstream server {self.id!r} is unavailable", detail=reason) from exc
         except SseTooLargeError as exc:
@@ -180,19 +179,16 @@ class HttpUpstream(Upstream):
             raise
 
     @asynccontextmanager
-    async def _stream(self, headers: dict[str, str], body: JSON) -> AsyncIterator[httpx2.Response]:
+    async def _stream(self, headers: dict[str, str], body: JSON) -> AsyncIterator[Response]:
         if self._client is None:
             raise UpstreamUnavailableError(detail="not connected")
-        request = self._client.build_request("POST", self._url, content=orjson.dumps(body), headers=headers)
-        response = await self._client.send(request, stream=True)
+        response = await self._client.request("POST", headers, orjson.dumps(body))
         try:
             yield response
         finally:
             await response.aclose()
 
-    async def _read_response(
-        self, response: httpx2.Response, request_id: int, exchange: Exchange | None, era: Era
-    ) -> JSON:
+    async def _read_response(self, response: Response, request_id: int, exchange: Exchange | None, era: Era) -> JSON:
         content_type = response.headers.get("content-type", "")
         if content_type.startswith("text/event-stream"):
             return await self._read_stream(response, request_id, exchange, era)
@@ -205,7 +201,7 @@ class HttpUpstream(Upstream):
             detail=f"HTTP {response.status_code} {content_type!r}: {data[:200]!r}",
         )
 
-    async def _read_limited(self, response: httpx2.Response) -> bytes:
+    async def _read_limited(self, response: Response) -> bytes:
         limit = self.settings.max_message_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -219,9 +215,7 @@ class HttpUpstream(Upstream):
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _read_stream(
-        self, response: httpx2.Response, request_id: int, exchange: Exchange | None, era: Era
-    ) -> JSON:
+    async def _read_stream(self, response: Response, request_id: int, exchange: Exchange | None, era: Era) -> JSON:
         """Read a call's SSE stream to its response, resuming with Last-Event-ID if the server polls (SEP-1699)."""
         last_id: str | None = None
         retry_ms = 1000
@@ -245,8 +239,7 @@ class HttpUpstream(Upstream):
             await anyio.sleep(retry_ms / 1000)
             headers = {**self._legacy_headers(), "accept": "text/event-stream", "last-event-id": last_id}
             headers.pop("content-type")
-            request = self._client.build_request("GET", self._url, headers=headers)
-            response = await self._client.send(request, stream=True)
+            response = await self._client.request("GET", headers)
             if response.status_code != 200:
                 await response.aclose()
                 break
@@ -286,9 +279,10 @@ class HttpUpstream(Upstream):
             else {"content-type": "application/json", "accept": ACCEPT, "mcp-protocol-version": MODERN_VERSION}
         )
         try:
-            response = await self._client.post(self._url, content=orjson.dumps(message), headers=headers)
+            response = await self._client.request("POST", headers, orjson.dumps(message))
+            await response.aread()
             await response.aclose()
-        except httpx2.TransportError as exc:
+        except ConnectionLost as exc:
             log.info("upstream %s: could not deliver %s: %s", self.id, message.get("method", "response"), exc)
 
     async def _reinitialize(self) -> None:
@@ -337,23 +331,12 @@ class HttpUpstream(Upstream):
                     wanted["resourceSubscriptions"] = sorted(self._watched)
                 params = modern_params(None, {"notifications": wanted})
                 body = {"jsonrpc": "2.0", "id": next(self._ids), "method": "subscriptions/listen", "params": params}
-                request = self._client.build_request(
-                    "POST",
-                    self._url,
-                    content=orjson.dumps(body),
-                    headers=self._modern_headers("subscriptions/listen", params, None),
-                    timeout=httpx2.Timeout(None, connect=self.settings.connect_timeout_s),
-                )
+                headers = self._modern_headers("subscriptions/listen", params, None)
+                response = await self._client.request("POST", headers, orjson.dumps(body))
             else:
                 headers = {**self._legacy_headers(), "accept": "text/event-stream"}
                 headers.pop("content-type")
-                request = self._client.build_request(
-                    "GET",
-                    self._url,
-                    headers=headers,
-                    timeout=httpx2.Timeout(None, connect=self.settings.connect_timeout_s),
-                )
-            response = await self._client.send(request, stream=True)
+                response = await self._client.request("GET", headers)
             try:
                 if response.status_code != 200:
                     return
@@ -363,7 +346,7 @@ class HttpUpstream(Upstream):
                         await self._on_stream_message(message, None, Era.LEGACY)
             finally:
                 await response.aclose()
-        except (httpx2.HTTPError, SseTooLargeError) as exc:
+        except (ConnectionLost, SseTooLargeError) as exc:
             log.debug("upstream %s: standing stream ended: %s", self.id, exc)
 
     async def _set_subscription(self, uri: str, on: bool) -> None:

@@ -29,6 +29,8 @@ def _modern_result(exchange: Exchange, result: JSON) -> JSON:
     """What a 2026-07-28 client is owed whatever the upstream's era: cache hints on cacheable results, and on
     the portal, the portal's own identity (an upstream's would leak which server answered, and contradict
     `server/discover`)."""
+    if "resultType" not in result:
+        result = {**result, "resultType": "complete"}
     if exchange.method in CACHEABLE_METHODS and "ttlMs" not in result:
         result = {**result, "ttlMs": 0, "cacheScope": "private"}
     meta = result.get("_meta")
