@@ -14,6 +14,7 @@ from mcp import Client
 
 from portico.catalog.catalog import template_matches
 from tests.support.portico import Running, make_settings, serve_in_thread
+from tests.support.wire import open_legacy_session
 from tests.upstreams.launch import running_sync, stdio_argv
 
 ACCEPT = "application/json, text/event-stream"
@@ -70,18 +71,7 @@ async def test_the_tool_list_pages_with_an_opaque_cursor_in_deterministic_order(
 @pytest.mark.anyio
 async def test_a_legacy_client_hears_list_changed_when_an_upstream_changes_its_tools(portal: Running) -> None:
     async with httpx2.AsyncClient(timeout=30) as http:
-        init = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
-        opened = await http.post(portal.url, json=init, headers={"accept": ACCEPT})
-        session = {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+        session = await open_legacy_session(http, portal.url)
         async with http.stream("GET", portal.url, headers={**session, "accept": "text/event-stream"}) as stream:
             assert stream.status_code == 200
             call = {

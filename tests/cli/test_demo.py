@@ -16,6 +16,7 @@ import pytest
 from mcp import Client
 
 from tests.support.portico import free_port
+from tests.support.wire import ACCEPT, initialize_body
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTICO = Path(sys.executable).parent / "portico"
@@ -96,20 +97,7 @@ def test_the_demo_audit_log_verifies_and_tails(demo: tuple[str, Path]) -> None:
     _, data = demo
     config = data / "portico.yaml"
     with httpx2.Client() as http:  # at least one audited call, whatever ran before
-        http.post(
-            demo[0],
-            json={
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "t", "version": "1"},
-                },
-            },
-            headers={"accept": "application/json, text/event-stream"},
-        )
+        http.post(demo[0], json=initialize_body(), headers={"accept": ACCEPT})
     tail = subprocess.run(
         [str(PORTICO), "audit", "tail", "--config", str(config), "-n", "5"], capture_output=True, text=True, timeout=60
     )

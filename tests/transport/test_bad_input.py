@@ -18,7 +18,7 @@ from mcp import Client
 
 from tests.support.portico import Running, make_settings, serve_in_thread
 from tests.support.waits import eventually
-from tests.support.wire import rpc_answer
+from tests.support.wire import open_legacy_session, rpc_answer
 from tests.upstreams.launch import running_sync, stdio_argv
 
 MODERN = "2026-07-28"
@@ -198,22 +198,7 @@ _messages = st.one_of(
 async def test_thousands_of_malformed_messages_never_produce_a_500(portal: Running) -> None:
     failures: list[tuple[bytes, int, str]] = []
     async with httpx2.AsyncClient(timeout=30) as http:
-        init = {
-            "jsonrpc": "2.0",
-            "id": 0,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "f", "version": "1"},
-            },
-        }
-        opened = await http.post(portal.url, json=init, headers={"accept": ACCEPT})
-        legacy = {
-            "content-type": "application/json",
-            "accept": ACCEPT,
-            "mcp-session-id": opened.headers["mcp-session-id"],
-        }
+        legacy = await open_legacy_session(http, portal.url)
 
         @settings(
             max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True

@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.portico import Running, make_settings, serve_in_thread
 from tests.support.waits import eventually
+from tests.support.wire import open_legacy_session
 from tests.upstreams.launch import running_sync
 
 ACCEPT = "application/json, text/event-stream"
@@ -46,23 +47,7 @@ async def test_a_legacy_cancel_notification_stops_the_upstream_call(portal: tupl
     running, stats_url = portal
     before = stats(stats_url)["cancelled"]
     async with httpx2.AsyncClient(timeout=30) as http:
-        init = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
-        opened = await http.post(running.url, json=init, headers={"accept": ACCEPT})
-        headers = {
-            "accept": ACCEPT,
-            "content-type": "application/json",
-            "mcp-session-id": opened.headers["mcp-session-id"],
-            "mcp-protocol-version": "2025-11-25",
-        }
+        headers = await open_legacy_session(http, running.url)
         call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "slow__hang", "arguments": {}}}
         async with anyio.create_task_group() as tg:
             tg.start_soon(start_hang, http, running.url, call, headers)

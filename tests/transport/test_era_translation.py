@@ -13,12 +13,11 @@ from typing import Any
 
 import httpx2
 import mcp_types as types
-import orjson
 import pytest
 from mcp import Client
 
 from tests.support.portico import Running, make_settings, serve_in_thread
-from tests.support.wire import rpc_answer
+from tests.support.wire import modern_call, rpc_answer
 from tests.upstreams.launch import running_sync
 
 MODERN = "2026-07-28"
@@ -62,51 +61,25 @@ async def test_elicitation_crosses_eras_in_both_directions(portal: Running, mode
 
 @pytest.mark.anyio
 async def test_a_forged_or_foreign_request_state_is_refused(portal: Running) -> None:
-    envelope = {
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
-    }
-    headers = {
-        "content-type": "application/json",
-        "accept": "application/json, text/event-stream",
-        "mcp-protocol-version": MODERN,
-        "mcp-method": "tools/call",
-        "mcp-name": "old__test_sampling",
-    }
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {"name": "old__test_sampling", "arguments": {"prompt": "x"}, "_meta": envelope},
-    }
+    params = {"name": "old__test_sampling", "arguments": {"prompt": "x"}}
+    body, headers = modern_call("tools/call", params, capabilities={"sampling": {}})
     async with httpx2.AsyncClient(timeout=30) as http:
-        first = rpc_answer(await http.post(portal.url, content=orjson.dumps(body), headers=headers))
+        first = rpc_answer(await http.post(portal.url, content=body, headers=headers))
         state = first["result"]["requestState"]
         assert first["result"]["resultType"] == "input_required"
         forged = state[:-4] + ("0000" if not state.endswith("0000") else "1111")
-        retry = {**body, "id": 2, "params": {**body["params"], "requestState": forged, "inputResponses": {}}}
-        refused = rpc_answer(await http.post(portal.url, content=orjson.dumps(retry), headers=headers))
+        retry, _ = modern_call(
+            "tools/call", {**params, "requestState": forged, "inputResponses": {}}, 2, {"sampling": {}}
+        )
+        refused = rpc_answer(await http.post(portal.url, content=retry, headers=headers))
     assert refused["error"]["code"] == -32602
 
 
 @pytest.mark.anyio
 async def test_a_modern_client_without_the_capability_gets_32021_with_the_required_capability(portal: Running) -> None:
-    envelope = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
-    headers = {
-        "content-type": "application/json",
-        "accept": "application/json, text/event-stream",
-        "mcp-protocol-version": MODERN,
-        "mcp-method": "tools/call",
-        "mcp-name": "old__test_sampling",
-    }
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {"name": "old__test_sampling", "arguments": {"prompt": "x"}, "_meta": envelope},
-    }
+    body, headers = modern_call("tools/call", {"name": "old__test_sampling", "arguments": {"prompt": "x"}})
     async with httpx2.AsyncClient(timeout=30) as http:
-        response = await http.post(portal.url, content=orjson.dumps(body), headers=headers)
+        response = await http.post(portal.url, content=body, headers=headers)
     answer = rpc_answer(response)
     assert response.status_code == 400
     assert answer["error"]["code"] == -32021
