@@ -51,6 +51,7 @@ _LIST_CHANGED: dict[Kind, str] = {
     "resourceTemplates": "notifications/resources/list_changed",
 }
 STARTUP_CONNECT_WAIT_S = 20.0
+JANITOR_INTERVAL_S = 60.0
 
 
 @dataclass
@@ -120,12 +121,22 @@ class Portico:
                         if upstream.ready:
                             await self._refresh(upstream.id)
                 tg.start_soon(self._refresh_timer)
+                tg.start_soon(self._janitor)
                 gc.freeze()  # start-up objects live for the whole run: keep them out of every collection
                 try:
                     yield self
                 finally:
                     tg.cancel_scope.cancel()
                     await self.pool.aclose()
+
+    async def _janitor(self) -> None:
+        """End the per-process state of sessions that expired without a DELETE (most clients never send one)."""
+        while True:
+            await anyio.sleep(JANITOR_INTERVAL_S)
+            for session_id in self.runtime.session_ids():
+                if not await self.sessions.alive(session_id):
+                    self.runtime.end(session_id)
+                    await self._session_ended(session_id)
 
     async def _refresh_timer(self) -> None:
         while True:

@@ -83,7 +83,9 @@ class ServerSettings(_Section):
     command: list[str] | None = Field(None, description="argv of a stdio server (no shell is ever used).")
     args: list[str] = Field(default_factory=list, description="Extra arguments appended to `command`.")
     env: dict[str, str] = Field(
-        default_factory=dict, description="Environment of a stdio server (nothing else is inherited but PATH)."
+        default_factory=dict,
+        description="Environment of a stdio server; of Portico's own it inherits only PATH, HOME, LANG, "
+        "PYTHONPATH and VIRTUAL_ENV.",
     )
     cwd: str | None = Field(None, description="Working directory of a stdio server.")
     era: Literal["auto", "legacy", "modern"] = Field("auto", description="Protocol era to speak to the upstream.")

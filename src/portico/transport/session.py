@@ -49,6 +49,9 @@ class SessionStore(Protocol):
     async def set_log_level(self, session_id: str, level: str) -> None:
         """Remember the session's `logging/setLevel` (a no-op for an unknown session)."""
 
+    async def alive(self, session_id: str) -> bool:
+        """Whether the session exists and has not expired (without refreshing its idle timer)."""
+
 
 def new_session_id() -> str:
     """128 bits from the OS CSPRNG, visible ASCII."""
@@ -88,6 +91,10 @@ class MemorySessionStore:
         found = self._records.get(session_id)
         if found is not None:
             self._records[session_id] = (dataclasses.replace(found[0], log_level=level), found[1])
+
+    async def alive(self, session_id: str) -> bool:
+        found = self._records.get(session_id)
+        return found is not None and self._clock() - found[1] <= self._idle
 
     def _expire(self) -> None:
         now = self._clock()
@@ -205,6 +212,9 @@ class SessionRuntime:
                 for stream in runtime.streams:
                     with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
                         stream.send_nowait(frame)
+
+    def session_ids(self) -> list[str]:
+        return list(self._sessions)
 
     def end(self, session_id: str) -> None:
         runtime = self._sessions.pop(session_id, None)
