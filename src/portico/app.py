@@ -84,7 +84,7 @@ class Portico:
         stages += [
             MetricsStage(self.metrics),
             ErrorStage(),
-            RouteStage(self.catalog, self.pool),
+            RouteStage(self.catalog),
             CatalogStage(self.catalog, self.pool, self.settings.catalog.page_size, self.hub),
         ]
         terminal: CallNext = UpstreamTerminal(self.pool, Bridge(self.runtime.spawn))

@@ -40,9 +40,8 @@ def add_visibility(exchange: Exchange, predicate: Visible) -> None:
 
 
 class RouteStage:
-    def __init__(self, catalog: Catalog, pool: UpstreamPool) -> None:
+    def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
-        self._pool = pool
 
     async def __call__(self, exchange: Exchange, call_next: CallNext) -> Reply:
         method = exchange.method

@@ -23,7 +23,7 @@ import orjson
 from starlette.types import Send
 
 from portico.errors import NoBackChannelError
-from portico.transport.sink import SSE_HEADERS, _server_request_ids
+from portico.transport.sink import SSE_HEADERS
 from portico.types import JSON
 from portico.upstream.envelope import log_level_allows
 
@@ -34,6 +34,7 @@ MAX_FRAMES = 10_000
 TTL_S = 300.0
 DEFAULT_RETRY_MS = 1000
 _stream_ids = itertools.count(1)
+_server_request_ids = itertools.count(1)  # ids of the requests Portico sends to clients (per process)
 _stream_prefix = secrets.token_hex(3)
 
 

@@ -8,8 +8,6 @@ serialised by a lock; no queue or extra task sits on the hot path.
 
 from __future__ import annotations
 
-import itertools
-
 import anyio
 import orjson
 from starlette.types import Send
@@ -23,7 +21,6 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache, no-transform"),
     (b"x-accel-buffering", b"no"),
 ]
-_server_request_ids = itertools.count(1)  # ids of requests Portico sends to clients (per process)
 
 
 def sse_frame(message: JSON | bytes) -> bytes:
