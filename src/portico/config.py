@@ -88,7 +88,11 @@ class ServerSettings(_Section):
         "PYTHONPATH and VIRTUAL_ENV.",
     )
     cwd: str | None = Field(None, description="Working directory of a stdio server.")
-    era: Literal["auto", "legacy", "modern"] = Field("auto", description="Protocol era to speak to the upstream.")
+    era: Literal["auto", "legacy", "modern"] = Field(
+        "auto",
+        description="Protocol era toward a Streamable HTTP upstream: `auto` probes both and uses the caller's era "
+        "when the upstream has it. stdio and SSE upstreams always speak the handshake era.",
+    )
     timeout_s: float = Field(30.0, gt=0, description="Per-request timeout for this upstream.")
     max_message_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest single message accepted from this upstream (else an error)."
