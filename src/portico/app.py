@@ -40,6 +40,7 @@ from portico.upstream.bridge import Bridge
 from portico.upstream.model import Health
 from portico.upstream.pool import UpstreamPool
 from portico.upstream.stage import UpstreamTerminal
+from portico.vault import Vault
 
 log = logging.getLogger("portico")
 
@@ -62,6 +63,7 @@ class Portico:
     metrics: Metrics = field(default_factory=Metrics)
     store: Store | None = None
     audit: AuditLog | None = None
+    vault: Vault | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -101,6 +103,8 @@ class Portico:
             self.audit = AuditLog(self.store, self.settings.audit)
             await self.audit.start()
             stack.push_async_callback(self.audit.stop)
+            self.vault = Vault(self.store, self.settings.vault)
+            self.pool.bind_secrets(self.vault)
             self.pipeline = self.build_pipeline()
             self.endpoint = McpEndpoint(
                 pipeline=self.pipeline,

@@ -28,12 +28,21 @@ from ruamel.yaml.error import YAMLError
 from portico.audit.settings import AuditSettings
 from portico.errors import ConfigError
 from portico.store.settings import StoreSettings
+from portico.vault.refs import parse_vault_ref
+from portico.vault.settings import VaultSettings
 
 SERVER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 _SECRET_REF = re.compile(r"^\$\{(env|file):([^}]+)\}$")
 _SENSITIVE_HEADER = re.compile(r"authorization|cookie|token|secret|api[-_]?key|password", re.IGNORECASE)
 _TOP_LEVEL_SCALARS = frozenset({"auth"})
 _SENSITIVE_ENV = re.compile(r"token|secret|password|passwd|api[-_]?key|private[-_]?key|credential", re.IGNORECASE)
+
+
+_REFERENCE_FORMS = "${vault:NAME}, ${env:NAME} or ${file:PATH}"
+
+
+def _is_reference(value: str) -> bool:
+    return _SECRET_REF.match(value) is not None or parse_vault_ref(value) is not None
 
 
 class _Section(BaseModel):
@@ -121,12 +130,14 @@ class ServerSettings(_Section):
             raise ValueError(f"transport {kind} needs `url`, not `command`")
         if self.url is not None and not re.match(r"^https?://", self.url):
             raise ValueError("`url` must be http:// or https://")
+        for value in (*self.headers.values(), *self.env.values()):
+            parse_vault_ref(value)  # a malformed ${vault:…} is an error here, not a literal header at connect time
         for name, value in self.headers.items():
-            if _SENSITIVE_HEADER.search(name) and not _SECRET_REF.match(value):
-                raise ValueError(f"header {name!r} carries a credential: use ${{env:NAME}} or ${{file:PATH}}")
+            if _SENSITIVE_HEADER.search(name) and not _is_reference(value):
+                raise ValueError(f"header {name!r} carries a credential: use {_REFERENCE_FORMS}")
         for name, value in self.env.items():
-            if _SENSITIVE_ENV.search(name) and not _SECRET_REF.match(value):
-                raise ValueError(f"env {name!r} looks like a secret: use ${{env:NAME}} or ${{file:PATH}}")
+            if _SENSITIVE_ENV.search(name) and not _is_reference(value):
+                raise ValueError(f"env {name!r} looks like a secret: use {_REFERENCE_FORMS}")
         return self
 
     @property
@@ -160,6 +171,7 @@ class Settings(_Section):
     sessions: SessionSettings = Field(default_factory=SessionSettings, description="Legacy-era client sessions.")
     store: StoreSettings = Field(default_factory=StoreSettings, description="Database (SQLite or PostgreSQL).")
     audit: AuditSettings = Field(default_factory=AuditSettings, description="The audit log.")
+    vault: VaultSettings = Field(default_factory=VaultSettings, description="The upstream credential vault.")
     catalog: CatalogSettings = Field(default_factory=CatalogSettings, description="Aggregated catalog.")
     servers: list[ServerSettings] = Field(default_factory=list, description="Upstream MCP servers.")
 

@@ -21,7 +21,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -35,6 +34,7 @@ from portico.audit.model import digest_args
 from portico.audit.settings import NODE_ID, AuditSettings
 from portico.audit.spool import Spool, SpoolLockedError
 from portico.errors import PorticoError
+from portico.keyfile import load_or_create
 from portico.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class AuditLog:
         except OSError as exc:
             raise AuditError(detail=f"audit spool {self.settings.spool_dir}: {exc}") from exc
         try:
-            self.node = self.settings.node_id or _load_or_create(self.settings.node_id_path, _new_node_id)
+            self.node = self.settings.node_id or load_or_create(self.settings.node_id_path, _new_node_id)
             if not NODE_ID.fullmatch(self.node):
                 raise AuditError(detail=f"invalid node id in {self.settings.node_id_path}")
             self._key = self._load_key()
@@ -264,7 +264,7 @@ class AuditLog:
         from_env = self._env.get(self.settings.hmac_key_env)
         if from_env:
             return from_env.encode("utf-8")
-        key = bytes.fromhex(_load_or_create(self.settings.key_path, lambda: secrets.token_hex(32)))
+        key = bytes.fromhex(load_or_create(self.settings.key_path, lambda: secrets.token_hex(32)))
         if len(key) < 16:  # an empty or truncated key file would make digests guessable
             raise AuditError(detail=f"{self.settings.key_path} holds no usable key (expected 64 hex characters)")
         return key
@@ -281,31 +281,3 @@ def _describe(exc: BaseException) -> str:
 
 def _new_node_id() -> str:
     return secrets.token_hex(8)
-
-
-def _load_or_create(path: Path, make: Callable[[], str]) -> str:
-    """Read a small secret/identity file, creating it (mode 0600) on first use.
-
-    Created whole or not at all: written to a temporary file, then linked into place, which also fails if
-    another process got there first (then theirs is used). A crash never leaves an empty key behind.
-    """
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    value = make()
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            os.write(fd, f"{value}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(tmp, path)
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").strip()
-    finally:
-        tmp.unlink(missing_ok=True)
-    return value

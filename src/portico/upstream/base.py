@@ -11,14 +11,16 @@ import abc
 import collections
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 
-from portico.config import ServerSettings
+from portico.config import ServerSettings, resolve_secret
 from portico.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
 from portico.types import JSON, Era, Exchange, Principal
 from portico.upstream.model import Health, HealthReport, UpstreamInfo
+from portico.vault.model import VaultError
+from portico.vault.refs import SecretReader, resolve_server_secrets
 
 log = logging.getLogger("portico.upstream")
 _jitter = random.Random()  # own generator: reconnect jitter must not disturb (or be disturbed by) global random
@@ -41,6 +43,7 @@ class Upstream(abc.ABC):
         self._watched: collections.Counter[str] = collections.Counter()  # resource URIs clients subscribed to
         self.first_attempt = anyio.Event()  # set once the first connect attempt has ended, either way
         self.connected = anyio.Event()
+        self.secrets: SecretReader | None = None  # the vault, bound by UpstreamPool.bind_secrets at start-up
 
     # ------------------------------------------------------------------------------------------- public
 
@@ -124,6 +127,20 @@ class Upstream(abc.ABC):
 
     # ------------------------------------------------------------------------------- for subclasses
 
+    async def resolve_values(self, mapping: Mapping[str, str]) -> dict[str, str]:
+        """Headers or environment with `${vault:…}`, `${env:…}` and `${file:…}` resolved (call at connect time).
+
+        Raises:
+            UpstreamUnavailableError: a vault secret is missing or unreadable (public names scope and name).
+            ConfigError: an `${env:…}` / `${file:…}` reference cannot be resolved.
+        """
+        try:
+            return await resolve_server_secrets(self.secrets or _NO_VAULT, self.id, mapping, other=resolve_secret)
+        except VaultError as exc:
+            raise UpstreamUnavailableError(
+                f"Upstream server {self.id!r}: credential unavailable", detail=exc.public
+            ) from exc
+
     @abc.abstractmethod
     async def _connect(self, tg: anyio.abc.TaskGroup) -> UpstreamInfo:
         """Connect and handshake; background readers go into `tg` (cancelled when the connection ends)."""
@@ -179,3 +196,11 @@ class Upstream(abc.ABC):
 
     async def aclose(self) -> None:
         await self._disconnect()
+
+
+class _NoVault:
+    async def get(self, scope: str, name: str) -> str:
+        raise VaultError(f"No vault is open to resolve ${{vault:{name}}} of {scope}")
+
+
+_NO_VAULT = _NoVault()

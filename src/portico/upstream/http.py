@@ -23,7 +23,6 @@ import anyio.abc
 import orjson
 from mcp.shared.inbound import NAME_BEARING_METHODS, encode_header_value, mcp_param_headers, x_mcp_header_map
 
-from portico.config import resolve_secret
 from portico.errors import NoBackChannelError, UpstreamError, UpstreamUnavailableError
 from portico.types import JSON, Era, Exchange
 from portico.upstream.base import Upstream
@@ -55,7 +54,7 @@ class HttpUpstream(Upstream):
 
     async def _connect(self, tg: anyio.abc.TaskGroup) -> UpstreamInfo:
         assert self.settings.url is not None
-        headers = {name: resolve_secret(value) for name, value in self.settings.headers.items()}
+        headers = await self.resolve_values(self.settings.headers)
         self._client = Pool(
             self.settings.url, default_headers=headers, connect_timeout_s=self.settings.connect_timeout_s
         )

@@ -14,7 +14,6 @@ import anyio
 import anyio.abc
 import httpx2
 
-from portico.config import resolve_secret
 from portico.errors import UpstreamUnavailableError
 from portico.types import JSON, Era, Exchange
 from portico.upstream.base import Upstream
@@ -33,7 +32,7 @@ class SseUpstream(Upstream):
 
     async def _connect(self, tg: anyio.abc.TaskGroup) -> UpstreamInfo:
         assert self.settings.url is not None
-        headers = {name: resolve_secret(value) for name, value in self.settings.headers.items()}
+        headers = await self.resolve_values(self.settings.headers)
         self._client = client = httpx2.AsyncClient(
             headers=headers, timeout=httpx2.Timeout(self.settings.timeout_s, connect=self.settings.connect_timeout_s)
         )

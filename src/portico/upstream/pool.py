@@ -14,6 +14,7 @@ from portico.upstream.base import NotificationListener, Upstream
 from portico.upstream.http import HttpUpstream
 from portico.upstream.legacy_sse import SseUpstream
 from portico.upstream.stdio import StdioUpstream
+from portico.vault.refs import SecretReader
 
 log = logging.getLogger("portico.upstream")
 
@@ -41,6 +42,11 @@ class UpstreamPool:
             return self._upstreams[server_id]
         except KeyError:
             raise NotFoundError("Unknown server") from None
+
+    def bind_secrets(self, secrets: SecretReader) -> None:
+        """Where upstreams read their `${vault:…}` credentials from (the vault, once the store is open)."""
+        for upstream in self._upstreams.values():
+            upstream.secrets = secrets
 
     async def start(self, tg: anyio.abc.TaskGroup, wait_s: float) -> None:
         """Start every supervisor; wait (bounded) for each first connect attempt so the catalog starts full."""

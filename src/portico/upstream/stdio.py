@@ -18,7 +18,6 @@ import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from portico.config import resolve_secret
 from portico.errors import UpstreamUnavailableError
 from portico.types import JSON, Era, Exchange
 from portico.upstream.base import Upstream
@@ -35,12 +34,12 @@ class StdioUpstream(Upstream):
         self._peer: RpcPeer | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=50)
 
-    def _environment(self) -> dict[str, str]:
+    async def _environment(self) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         for name in ("HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV"):
             if name in os.environ:
                 env[name] = os.environ[name]
-        env.update({k: resolve_secret(v) for k, v in self.settings.env.items()})
+        env.update(await self.resolve_values(self.settings.env))
         return env
 
     async def _connect(self, tg: anyio.abc.TaskGroup) -> UpstreamInfo:
@@ -49,7 +48,7 @@ class StdioUpstream(Upstream):
         log.info("upstream %s: starting %s", self.id, argv)
         self._process = process = await anyio.open_process(
             argv,
-            env=self._environment(),
+            env=await self._environment(),
             cwd=self.settings.cwd,
             start_new_session=True,
             stdin=subprocess.PIPE,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from portico.store.settings import StoreSettings
 from portico.store.tables import metadata
+from portico.vault import tables as _vault_tables  # noqa: F401  (registers vault_secrets on metadata)
 
 
 def _configure(connection: Connection) -> None:
