@@ -161,6 +161,7 @@ def write_config(tmp: Path, upstream_url: str, fsync: bool) -> Path:
         "store": {"url": f"sqlite:///{tmp / 'portico.db'}"},
         "audit": {"spool_dir": str(tmp / "spool"), "fsync": fsync},
         "servers": [{"id": SERVER_ID, "url": upstream_url}],
+        "policy": {"rules": [{"id": "bench-open", "effect": "permit"}]},  # the policy stage runs, and permits
     }
     path = tmp / "portico.yaml"
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML

@@ -2,9 +2,9 @@
 
     ASGI:   /mcp  /servers/{id}/mcp  →  McpEndpoint  →  pipeline
             /healthz /readyz /metrics
-    chain:  Audit → Metrics → Errors → Route → Catalog (lists, handshake) → Upstream terminal
+    chain:  Audit → Metrics → Errors → Route → Policy → Catalog (lists, handshake) → Upstream terminal
 
-Later stages (identity, rate limits, policy, pins, DLP) slot in between Route and Catalog here, and only here.
+Later stages (identity, rate limits, pins, DLP) slot in between Route and Catalog here, and only here.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -30,6 +31,8 @@ from portico.config import Settings
 from portico.errors import PorticoError
 from portico.metrics import Metrics, MetricsStage
 from portico.pipeline import ErrorStage, Pipeline
+from portico.policy import CompiledPolicy, compile_policy
+from portico.policy.stage import PolicyStage
 from portico.store.db import Store, open_store
 from portico.transport.endpoint import McpEndpoint
 from portico.transport.guard import HostGuard
@@ -76,6 +79,7 @@ class Portico:
         self._refreshing: dict[str, anyio.Event] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self.guard = HostGuard(s.http, s.listen.host)
+        self.policy: CompiledPolicy = compile_policy(s.policy)  # a run-time edit assigns a new compiled policy
 
     # ------------------------------------------------------------------------------------ the chain
 
@@ -87,6 +91,7 @@ class Portico:
             MetricsStage(self.metrics),
             ErrorStage(),
             RouteStage(self.catalog),
+            PolicyStage(lambda: self.policy, lambda: datetime.now(UTC)),
             CatalogStage(self.catalog, self.pool, self.settings.catalog.page_size, self.hub),
         ]
         terminal: CallNext = UpstreamTerminal(self.pool, Bridge(self.runtime.spawn))

@@ -27,6 +27,7 @@ from ruamel.yaml.error import YAMLError
 
 from portico.audit.settings import AuditSettings
 from portico.errors import ConfigError
+from portico.policy.settings import PolicySettings
 from portico.store.settings import StoreSettings
 from portico.vault.refs import parse_vault_ref
 from portico.vault.settings import VaultSettings
@@ -174,6 +175,10 @@ class Settings(_Section):
     vault: VaultSettings = Field(default_factory=VaultSettings, description="The upstream credential vault.")
     catalog: CatalogSettings = Field(default_factory=CatalogSettings, description="Aggregated catalog.")
     servers: list[ServerSettings] = Field(default_factory=list, description="Upstream MCP servers.")
+    policy: PolicySettings = Field(
+        default_factory=PolicySettings,
+        description="Who may see and use which server, tool, prompt and resource (implicit deny).",
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Settings:

@@ -66,6 +66,7 @@ async def test_the_demo_serves_tools_of_all_three_demo_servers_through_one_url(
         forecast = await client.call_tool("weather__forecast", {"city": "Oslo", "days": 2})
         prompts = {p.name for p in (await client.list_prompts()).prompts}
     assert {"notes__add_note", "tickets__create_ticket", "weather__forecast"} <= names
+    assert "notes__delete_note" not in names  # the demo policy forbids it: invisible, not merely uncallable
     assert not note.is_error
     assert not tickets.is_error
     assert not forecast.is_error

@@ -31,6 +31,8 @@ def make_settings(tmp: Path, servers: list[dict[str, Any]], **sections: Any) -> 
         "store": {"url": f"sqlite:///{tmp / 'portico.db'}"},
         "audit": {"spool_dir": str(tmp / "spool")},
         "servers": servers,
+        # Tests about transport and upstreams run under an open policy; policy tests set their own rules.
+        "policy": {"rules": [{"id": "tests-open", "effect": "permit"}]},
     }
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value

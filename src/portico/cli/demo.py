@@ -56,6 +56,18 @@ def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, ob
         "store": {"url": f"sqlite:///{data_dir / 'portico.db'}"},
         "audit": {"spool_dir": str(data_dir / "audit-spool")},
         "servers": servers,
+        "policy": {
+            "rules": [
+                {"id": "demo-open", "effect": "permit", "description": "The demo runs on loopback without sign-in."},
+                {
+                    "id": "demo-no-note-deletion",
+                    "effect": "forbid",
+                    "servers": ["notes"],
+                    "tools": ["delete_note"],
+                    "description": "Deleting notes is reserved for administrators.",
+                },
+            ]
+        },
     }
 
 
