@@ -139,7 +139,7 @@ def status_diff(direct: SuiteRun, through: SuiteRun) -> list[str]:
 @pytest.fixture(scope="module")
 def conformance() -> Path:
     if not CONFORMANCE.exists():
-        pytest.skip("Node toolchain missing: run tools/install-node.sh")
+        pytest.fail("Node toolchain missing: run tools/install-node.sh (./dev test does)")
     return CONFORMANCE
 
 

@@ -110,7 +110,7 @@ class Inspector:
 @pytest.fixture(scope="module")
 def inspector(tmp_path_factory: pytest.TempPathFactory) -> Inspector:
     if not INSPECTOR.exists():
-        pytest.skip("Node toolchain missing: run tools/install-node.sh")
+        pytest.fail("Node toolchain missing: run tools/install-node.sh (./dev test does)")
     return Inspector(tmp_path_factory.mktemp("inspector-home"))
 
 

@@ -210,7 +210,7 @@ async def test_everything_announces_tool_list_changes_on_a_2026_listen_stream(ev
 @pytest.mark.node
 def test_conformance_suite_passes_in_full_against_everything_in_both_eras(tmp_path: Path) -> None:
     if not CONFORMANCE.exists():
-        pytest.skip("Node toolchain missing: run tools/install-node.sh")
+        pytest.fail("Node toolchain missing: run tools/install-node.sh (./dev test does)")
     summaries: dict[str, dict[str, int]] = {}
     with launch_sync("everything") as url:
         for era in ("2026-07-28", "2025-11-25"):
