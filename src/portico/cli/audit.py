@@ -13,20 +13,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-import anyio
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
 
 from portico.audit import verify as reading  # the module: functions verify, tail, export
 from portico.audit.model import AuditRecord
 from portico.audit.settings import AuditSettings
+from portico.cli.common import run_with_store
 from portico.config import load as load_config
-from portico.errors import ConfigError, PorticoError
-from portico.store.db import Store, open_store
+from portico.errors import ConfigError
+from portico.store.db import Store
 from portico.store.settings import StoreSettings
 
 T = TypeVar("T")
@@ -107,25 +106,8 @@ def export_command(
 
 
 def _with_store(config: Path | None, db: str | None, body: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the store read-only-ish (no migration), run `body(store)`, close; errors end as one line, exit 2."""
-
-    async def main() -> T:
-        store_settings, _ = _store_settings(config, db)
-        store = await open_store(store_settings, migrate=False)
-        try:
-            result: T = await body(store)
-            return result
-        finally:
-            await store.close()
-
-    try:
-        return anyio.run(main)
-    except PorticoError as exc:
-        err.print(f"error: {exc.public}", markup=False, highlight=False)
-        raise typer.Exit(2) from exc
-    except (SQLAlchemyError, OSError) as exc:
-        err.print(f"error: {type(exc).__name__}: {exc}", markup=False, highlight=False)
-        raise typer.Exit(2) from exc
+    """Open the store (no migration: a mistyped path must not create an empty database), run `body(store)`."""
+    return run_with_store(lambda: _store_settings(config, db)[0], body)
 
 
 def _store_settings(config: Path | None, db: str | None) -> tuple[StoreSettings, AuditSettings]:

@@ -154,4 +154,3 @@ def _policy_settings(path: Path) -> PolicySettings:
         ConfigError: the file is unreadable or invalid.
     """
     return load_config(path).policy
-

@@ -16,14 +16,16 @@ from datetime import UTC
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-import anyio
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from portico.cli.common import run_with_store
+from portico.config import Settings
 from portico.config import load as load_config
-from portico.errors import ConfigError, PorticoError
-from portico.store.db import open_store
+from portico.errors import ConfigError
+from portico.store.db import Store
+from portico.store.settings import StoreSettings
 from portico.vault import SecretEntry, SecretNotFoundError, Vault, VaultSettings
 from portico.vault.crypto import parse_key
 from portico.vault.keys import read_key_file
@@ -142,26 +144,17 @@ def rotate_command(
 
 
 def _with_vault(config: Path, body: Callable[[Vault], Awaitable[T]], *, migrate: bool = False) -> T:
-    """Open the store and vault of `config`, run `body(vault)`, close; errors end as one line (exit 1 or 2)."""
+    """Open the store and vault of `config`, run `body(vault)`; a missing secret exits 1, other errors 2."""
+    settings: list[Settings] = []
 
-    async def main() -> T:
-        settings = load_config(config)
-        vault_settings = settings.vault
-        store = await open_store(settings.store, migrate=migrate)
-        try:
-            result: T = await body(Vault(store, vault_settings))
-            return result
-        finally:
-            await store.close()
+    def store_settings() -> StoreSettings:
+        settings.append(load_config(config))
+        return settings[0].store
 
-    try:
-        return anyio.run(main)
-    except SecretNotFoundError as exc:
-        err.print(f"error: {exc.public}", markup=False)
-        raise typer.Exit(1) from exc
-    except PorticoError as exc:
-        err.print(f"error: {exc.public}", markup=False)
-        raise typer.Exit(2) from exc
+    async def with_vault(store: Store) -> T:
+        return await body(Vault(store, settings[0].vault))
+
+    return run_with_store(store_settings, with_vault, migrate=migrate, exit_1=(SecretNotFoundError,))
 
 
 def _vault_settings(path: Path) -> VaultSettings:
