@@ -15,6 +15,7 @@ from portico import __version__
 from portico.cli.audit import app as audit_app
 from portico.cli.demo import demo
 from portico.cli.policy import app as policy_app
+from portico.cli.user import app as user_app
 from portico.cli.vault import app as vault_app
 from portico.config import check_bind, load
 from portico.errors import ConfigError
@@ -23,6 +24,7 @@ app = typer.Typer(help="Portico: the governed front door for MCP.", no_args_is_h
 app.add_typer(audit_app, name="audit")
 app.add_typer(vault_app, name="vault")
 app.add_typer(policy_app, name="policy")
+app.add_typer(user_app, name="user")
 app.command()(demo)
 console = Console(stderr=True, soft_wrap=True)
 

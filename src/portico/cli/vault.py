@@ -24,6 +24,7 @@ from portico.cli.common import run_with_store
 from portico.config import Settings
 from portico.config import load as load_config
 from portico.errors import ConfigError
+from portico.identity.users import UserDirectory
 from portico.store.db import Store
 from portico.store.settings import StoreSettings
 from portico.vault import SecretEntry, SecretNotFoundError, Vault, VaultSettings
@@ -131,7 +132,10 @@ def rotate_command(
             if not os.environ.get(new_key_env):
                 raise ConfigError(f"Set ${new_key_env} to the new key (or give --new-key-file)")
             new_key = parse_key(os.environ[new_key_env], f"${new_key_env}")
-        return await vault.rotate(new_key), old, new_key.id
+        count = await vault.rotate(new_key)
+        # TOTP secrets are sealed with the vault's keys outside its table: move them to the new key too.
+        count += await UserDirectory(vault.store, vault).reseal_totp_secrets()
+        return count, old, new_key.id
 
     count, old, new = _with_vault(config, run)
     out.print(f"re-encrypted {count} secrets under key {new}")

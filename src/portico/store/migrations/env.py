@@ -15,6 +15,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from portico.identity import user_tables as _identity_tables  # noqa: F401  (registers users, groups, group_members, user_totp)
 from portico.store.settings import StoreSettings
 from portico.store.tables import metadata
 from portico.vault import tables as _vault_tables  # noqa: F401  (registers vault_secrets on metadata)
