@@ -1,4 +1,4 @@
-"""Small secret or identity files (keys, node ids) created on first use: mode 0600, whole or not at all."""
+"""Small secret or identity files (keys, node ids): mode 0600, written whole or not at all."""
 
 from __future__ import annotations
 
@@ -6,6 +6,18 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+
+
+def _private_temp(path: Path, text: str) -> Path:
+    """A fsynced 0600 temporary file beside `path` holding `text` (the caller links or renames it into place)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, f"{text}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return tmp
 
 
 def load_or_create(path: Path, make: Callable[[], str]) -> str:
@@ -20,17 +32,29 @@ def load_or_create(path: Path, make: Callable[[], str]) -> str:
         pass
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     value = make()
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = _private_temp(path, value)
     try:
-        try:
-            os.write(fd, f"{value}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         os.link(tmp, path)
     except FileExistsError:
         return path.read_text(encoding="utf-8").strip()
     finally:
         tmp.unlink(missing_ok=True)
     return value
+
+
+def replace_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` (0600): temporary file fsynced, renamed over it, directory fsynced.
+
+    Raises:
+        OSError: the file or its directory cannot be written.
+    """
+    tmp = _private_temp(path, text)
+    try:
+        os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import os
-import secrets
 import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -41,7 +40,7 @@ from joserfc.jwk import ECKey, Key, KeySet
 
 from portico.errors import PorticoError
 from portico.identity.settings import SIGNING_ALG, TokenSettings
-from portico.keyfile import load_or_create
+from portico.keyfile import load_or_create, replace_atomically
 
 log = logging.getLogger("portico.identity")
 
@@ -334,25 +333,10 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text`: a 0600 temporary file, fsynced, renamed over it, directory fsynced."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, f"{text}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        replace_atomically(path, text)
     except OSError as exc:
         raise SigningKeyError(detail=f"cannot write the signing key file {path}: {exc.strerror}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _warn_if_shared(path: Path) -> None:
