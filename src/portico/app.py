@@ -135,8 +135,7 @@ class Portico:
                 try:
                     yield self
                 finally:
-                    tg.cancel_scope.cancel()
-                    await self.pool.aclose()
+                    tg.cancel_scope.cancel()  # each supervisor disconnects its upstream (shielded) as it ends
 
     async def _janitor(self) -> None:
         """End the per-process state of sessions that expired without a DELETE (most clients never send one)."""

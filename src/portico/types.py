@@ -124,6 +124,19 @@ class Exchange:
     target: str | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def internal(cls, method: str, era: Era) -> Exchange:
+        """An exchange Portico makes for itself (catalog listing, subscriptions), not on a client's behalf."""
+        return cls(
+            method=method,
+            params={},
+            request_id=None,
+            principal=Principal("portico"),
+            era=era,
+            protocol_version="",
+            client_capabilities={},
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RpcError:

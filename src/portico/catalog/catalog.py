@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote
 import anyio
 
 from portico.config import CatalogSettings
-from portico.types import JSON, Era, Exchange, Principal
+from portico.types import JSON, Era, Exchange
 from portico.upstream.base import Upstream
 from portico.upstream.pool import UpstreamPool
 
@@ -135,15 +135,7 @@ class Catalog:
         cursor: str | None = None
         era = Era.MODERN if upstream.info is not None and Era.MODERN in upstream.info.eras else Era.LEGACY
         for _ in range(MAX_PAGES):
-            exchange = Exchange(
-                method=_LIST_METHOD[kind],
-                params={},
-                request_id=None,
-                principal=Principal("portico"),
-                era=era,
-                protocol_version="",
-                client_capabilities={},
-            )
+            exchange = Exchange.internal(_LIST_METHOD[kind], era)
             params: JSON = {"cursor": cursor} if cursor else {}
             response = await upstream.request(exchange, _LIST_METHOD[kind], params)
             result = response.get("result")

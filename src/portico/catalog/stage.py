@@ -156,6 +156,15 @@ class CatalogStage:
                 for server_id, uri in watched:
                     await self._pool.get(server_id).watch_resource(uri, False)
 
+    def _server_info(self, scope: str | None) -> JSON:
+        """The serverInfo an endpoint presents (what `server_identity` returns first, without its scans)."""
+        if scope is None:
+            return PORTAL_INFO
+        info = self._pool.get(scope).info
+        if info is not None:
+            return info.server_info or PORTAL_INFO
+        return {**PORTAL_INFO, "name": f"portico/{scope}"}
+
     def server_identity(self, scope: str | None) -> tuple[JSON, JSON, str | None]:
         """(serverInfo, capabilities, instructions) that an endpoint presents."""
         if scope is not None:
@@ -165,8 +174,8 @@ class CatalogStage:
                 for key in ("tools", "prompts", "resources"):
                     if isinstance(capabilities.get(key), dict):
                         capabilities[key] = {**capabilities[key], "listChanged": True}
-                return upstream.info.server_info or PORTAL_INFO, capabilities, upstream.info.instructions
-            return {**PORTAL_INFO, "name": f"portico/{scope}"}, _portal_capabilities(False), None
+                return self._server_info(scope), capabilities, upstream.info.instructions
+            return self._server_info(scope), _portal_capabilities(False), None
         subscribe = any(
             isinstance(u.info.capabilities.get("resources"), dict)
             and bool(u.info.capabilities["resources"].get("subscribe"))
@@ -215,7 +224,7 @@ class CatalogStage:
             result["ttlMs"] = 0
             result["resultType"] = "complete"
             result["cacheScope"] = "private"
-            result["_meta"] = {META_SERVER_INFO: self.server_identity(exchange.scope)[0]}
+            result["_meta"] = {META_SERVER_INFO: self._server_info(exchange.scope)}
         return result
 
 

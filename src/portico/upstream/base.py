@@ -17,7 +17,7 @@ import anyio
 
 from portico.config import ServerSettings, resolve_secret
 from portico.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
-from portico.types import JSON, Era, Exchange, Principal
+from portico.types import JSON, Era, Exchange
 from portico.upstream.model import Health, HealthReport, UpstreamInfo
 from portico.vault.model import VaultError
 from portico.vault.refs import SecretReader, resolve_server_secrets
@@ -177,25 +177,13 @@ class Upstream(abc.ABC):
     async def _set_subscription(self, uri: str, on: bool) -> None:
         """Tell the upstream (default: the handshake-era `resources/(un)subscribe` on the shared session)."""
         method = "resources/subscribe" if on else "resources/unsubscribe"
-        exchange = Exchange(
-            method=method,
-            params={},
-            request_id=None,
-            principal=Principal("portico"),
-            era=Era.LEGACY,
-            protocol_version="",
-            client_capabilities={},
-        )
-        response = await self.request(exchange, method, {"uri": uri})
+        response = await self.request(Exchange.internal(method, Era.LEGACY), method, {"uri": uri})
         if "error" in response:
             raise UpstreamError(f"Upstream server {self.id!r} refused the subscription", detail=str(response["error"]))
 
     async def notify_listener(self, method: str, params: JSON) -> None:
         if self._on_notification is not None:
             await self._on_notification(self.id, method, params)
-
-    async def aclose(self) -> None:
-        await self._disconnect()
 
 
 class _NoVault:

@@ -56,8 +56,3 @@ class UpstreamPool:
         with anyio.move_on_after(wait_s):
             for upstream in self._upstreams.values():
                 await upstream.first_attempt.wait()
-
-    async def aclose(self) -> None:
-        with anyio.CancelScope(shield=True):
-            for upstream in self._upstreams.values():
-                await upstream.aclose()
