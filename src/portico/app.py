@@ -29,6 +29,10 @@ from portico.catalog.catalog import Catalog, Kind
 from portico.catalog.stage import CatalogStage, RouteStage
 from portico.config import Settings
 from portico.errors import PorticoError
+from portico.identity.gate import Gate
+from portico.identity.keys import KeyRing
+from portico.identity.resource import PRM_PREFIX, ResourceServer
+from portico.identity.tokens import TokenIssuer, TokenVerifier
 from portico.metrics import Metrics, MetricsStage
 from portico.pipeline import ErrorStage, Pipeline
 from portico.policy import CompiledPolicy, compile_policy
@@ -80,6 +84,10 @@ class Portico:
         self._tg: anyio.abc.TaskGroup | None = None
         self.guard = HostGuard(s.http, s.listen.host)
         self.policy: CompiledPolicy = compile_policy(s.policy)  # a run-time edit assigns a new compiled policy
+        self.resource_server: ResourceServer | None = None  # set by `running()` when auth is oauth
+        self.token_issuer: TokenIssuer | None = None
+        self.keyring: KeyRing | None = None
+        self.gate = Gate(None)
 
     # ------------------------------------------------------------------------------------ the chain
 
@@ -110,6 +118,8 @@ class Portico:
             stack.push_async_callback(self.audit.stop)
             self.vault = Vault(self.store, self.settings.vault)
             self.pool.bind_secrets(self.vault)
+            if self.settings.auth == "oauth":
+                self._open_identity()
             self.pipeline = self.build_pipeline()
             self.endpoint = McpEndpoint(
                 pipeline=self.pipeline,
@@ -120,6 +130,7 @@ class Portico:
                 schema_lookup=self._input_schema,
                 standing_stream=self.hub.standing_stream,
                 on_session_end=self._session_ended,
+                authenticate=self.gate,
             )
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -136,6 +147,17 @@ class Portico:
                     yield self
                 finally:
                     tg.cancel_scope.cancel()  # each supervisor disconnects its upstream (shielded) as it ends
+
+    def _open_identity(self) -> None:
+        """The resource server (and the token issuer for operators); the signing keys are created on first use."""
+        tokens = self.settings.token_settings
+        keyring = KeyRing.open(tokens)
+        self.keyring = keyring
+        self.token_issuer = TokenIssuer(keyring, tokens)
+        verifier = TokenVerifier(keyring, tokens)
+        enabled = [server.id for server in self.settings.servers if server.enabled]
+        self.resource_server = ResourceServer(self.settings.public_url, tokens.issuer, verifier, lambda: enabled)
+        self.gate = Gate(self.resource_server, self.metrics)
 
     async def _janitor(self) -> None:
         """End the per-process state of sessions that expired without a DELETE (most clients never send one)."""
@@ -207,7 +229,9 @@ class Portico:
         if match is not None and match.group(1) in self.pool:
             await self.endpoint(scope, receive, send, match.group(1))
             return
-        if path == "/healthz":
+        if path.startswith(PRM_PREFIX):
+            await self._protected_resource_metadata(scope, send, path)
+        elif path == "/healthz":
             await _json(send, 200, {"status": "ok"})
         elif path == "/readyz":
             await self._readyz(send)
@@ -217,6 +241,17 @@ class Portico:
             await _send(send, 200, self.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
         else:
             await _json(send, 404, {"error": "not found"})
+
+    async def _protected_resource_metadata(self, scope: Scope, send: Send, path: str) -> None:
+        """RFC 9728 metadata, readable from any origin (browser-based clients discover it cross-origin)."""
+        document = self.resource_server.metadata_for_path(path) if self.resource_server is not None else None
+        if scope["method"] not in ("GET", "HEAD"):
+            await _send(send, 405, b"", b"text/plain", [(b"allow", b"GET")])
+        elif document is None:
+            await _json(send, 404, {"error": "not found"})
+        else:
+            cors = [(b"access-control-allow-origin", b"*"), (b"cache-control", b"public, max-age=3600")]
+            await _send(send, 200, orjson.dumps(document), b"application/json", cors)
 
     async def _readyz(self, send: Send) -> None:
         upstreams = {u.id: u.health.to_json() for u in self.pool}
@@ -252,8 +287,11 @@ async def _json(send: Send, status: int, body: JSON) -> None:
     await _send(send, status, orjson.dumps(body), b"application/json")
 
 
-async def _send(send: Send, status: int, body: bytes, content_type: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
+async def _send(
+    send: Send, status: int, body: bytes, content_type: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    head = [(b"content-type", content_type), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 

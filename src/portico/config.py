@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
@@ -27,6 +28,7 @@ from ruamel.yaml.error import YAMLError
 
 from portico.audit.settings import AuditSettings
 from portico.errors import ConfigError
+from portico.identity.settings import IdentitySettings, TokenSettings
 from portico.policy.settings import PolicySettings
 from portico.store.settings import StoreSettings
 from portico.vault.refs import parse_vault_ref
@@ -65,7 +67,26 @@ class HttpSettings(_Section):
     allowed_origins: list[str] = Field(
         default_factory=list, description="Origin header values accepted from browsers (exact match, or `*:port`)."
     )
-    public_url: str | None = Field(None, description="The URL clients use to reach Portico, if behind a proxy.")
+    public_url: str | None = Field(
+        None,
+        description="The base URL clients use to reach Portico (e.g. https://mcp.example.com behind a proxy); "
+        "resource identifiers (token audiences) and OAuth URLs are built from it. Defaults to "
+        "http://<listen.host>:<listen.port>.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.query or parts.fragment or "?" in value or "#" in value:
+            raise ValueError("must have no query or fragment")
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            raise ValueError("must be https unless the host is loopback (tokens would travel in the clear)")
+        return value.rstrip("/")
 
 
 class SessionSettings(_Section):
@@ -164,8 +185,15 @@ class CatalogSettings(_Section):
 class Settings(_Section):
     """The whole of `portico.yaml`."""
 
-    auth: Literal["none"] = Field(
-        "none", description="`none` serves without authentication; allowed only while bound to loopback."
+    auth: Literal["none", "oauth"] = Field(
+        "none",
+        description="`oauth`: every MCP request needs an access token for the URL it calls (OAuth 2.1 resource "
+        "server, tokens from the embedded authorization server). `none` serves without authentication and is "
+        "allowed only while bound to loopback.",
+    )
+    identity: IdentitySettings = Field(
+        default_factory=IdentitySettings,
+        description="Access tokens, local users, the embedded authorization server and SSO (used by `auth: oauth`).",
     )
     listen: ListenSettings = Field(default_factory=ListenSettings, description="Where Portico listens.")
     http: HttpSettings = Field(default_factory=HttpSettings, description="HTTP front-door limits and checks.")
@@ -192,6 +220,23 @@ class Settings(_Section):
     def server(self, server_id: str) -> ServerSettings | None:
         return next((s for s in self.servers if s.id == server_id), None)
 
+    @property
+    def public_url(self) -> str:
+        """Portico's base URL as clients see it (no trailing slash): `http.public_url`, else the listen address."""
+        if self.http.public_url is not None:
+            return self.http.public_url.rstrip("/")
+        host = self.listen.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+        return f"http://{shown}:{self.listen.port}"
+
+    @property
+    def token_settings(self) -> TokenSettings:
+        """`identity.tokens`, its issuer defaulting to the public URL when not written in the config."""
+        tokens = self.identity.tokens
+        if "issuer" in tokens.model_fields_set:
+            return tokens
+        return tokens.model_copy(update={"issuer": self.public_url})
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -203,14 +248,20 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(settings: Settings, host: str) -> None:
-    """Refuse to serve without authentication on a non-loopback address.
+    """Refuse to serve without authentication on a non-loopback address, or OAuth without a public URL there.
 
     Raises:
-        ConfigError: `auth: none` and `host` is not a loopback address.
+        ConfigError: `auth: none` and `host` is not a loopback address; `auth: oauth` on a non-loopback
+            address without `http.public_url`.
     """
     if settings.auth == "none" and not is_loopback(host):
         raise ConfigError(
             f"auth (none) is only allowed while bound to loopback, not {host!r}: bind 127.0.0.1 or enable auth"
+        )
+    if settings.auth == "oauth" and not is_loopback(host) and settings.http.public_url is None:
+        raise ConfigError(
+            f"http.public_url must be set when serving OAuth on {host!r}: token audiences and the authorization "
+            "server's URLs are built from it"
         )
 
 

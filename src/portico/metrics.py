@@ -37,6 +37,12 @@ class Metrics:
         self.catalog_tools = Gauge(
             "portico_catalog_tools", "Tools listed per upstream", ["server"], registry=self.registry
         )
+        self.auth_refusals = Counter(
+            "portico_auth_refusals_total",
+            "MCP requests refused before the pipeline for want of a valid access token",
+            ["error"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -11,7 +11,8 @@ if str(REPO_ROOT) not in sys.path:  # `tests.store.backends` is shared with test
     sys.path.insert(0, str(REPO_ROOT))
 
 from portico.identity.passwords import Argon2Params, PasswordHasher  # noqa: E402
-from portico.identity.users import LocalUserSettings, UserDirectory  # noqa: E402
+from portico.identity.settings import LocalUserSettings  # noqa: E402
+from portico.identity.users import UserDirectory  # noqa: E402
 from portico.store import Store  # noqa: E402
 from portico.vault import Vault, VaultSettings  # noqa: E402
 from portico.vault.crypto import new_key_text  # noqa: E402

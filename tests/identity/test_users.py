@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import text, update
 
 from portico.identity.passwords import Argon2Params, PasswordHasher, PasswordProblem
+from portico.identity.settings import LocalUserSettings
 from portico.identity.totp import TotpEnrolmentError, decode_secret, totp
 from portico.identity.user_tables import user_totp, users
 from portico.identity.users import (
     AuthFailure,
     AuthResult,
-    LocalUserSettings,
     UserDirectory,
     UserExistsError,
     UsernameError,

@@ -24,7 +24,7 @@ from portico.config import Settings
 from portico.config import load as load_config
 from portico.errors import PorticoError
 from portico.identity.totp import TotpEnrolmentError
-from portico.identity.users import LocalUserSettings, User, UserDirectory, UserNotFoundError
+from portico.identity.users import User, UserDirectory, UserNotFoundError
 from portico.store.db import Store
 from portico.store.settings import StoreSettings
 from portico.vault import Vault
@@ -228,13 +228,8 @@ def _with_users(config: Path, body: Callable[[UserDirectory], Awaitable[T]], *, 
 
     async def with_users(store: Store) -> T:
         settings = loaded[0]
-        return await body(UserDirectory(store, Vault(store, settings.vault), _user_settings(settings)))
+        return await body(UserDirectory(store, Vault(store, settings.vault), settings.identity.users))
 
     return run_with_store(
         store_settings, with_users, migrate=migrate, exit_1=(UserNotFoundError, TotpEnrolmentError, _CodeRefusedError)
     )
-
-
-def _user_settings(settings: Settings) -> LocalUserSettings:
-    # Until the identity section of portico.yaml holds the local-user settings, their defaults apply.
-    return LocalUserSettings()

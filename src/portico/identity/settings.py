@@ -1,12 +1,13 @@
-"""The access-token settings of the embedded authorization server: issuer, lifetimes, signing keys, checks.
+"""The `identity:` section of `portico.yaml`: access tokens, local accounts, the embedded authorization server
+and SSO providers. Relative paths are relative to the working directory, like the vault's key file.
 
-Not yet a section of `portico.yaml` on its own; the identity section that wires the OAuth endpoints will hold
-it. Relative paths are relative to the working directory, like the vault's key file.
-
-    issuer: https://gateway.example.com
-    access_ttl_s: 600
-    key_file: .portico/identity/signing-keys.json
-    rotation_grace_s: 86400
+    auth: oauth                       # top level: none (loopback only) | oauth
+    identity:
+      tokens:
+        issuer: https://gateway.example.com   # defaults to the public URL (http.public_url, else listen)
+        access_ttl_s: 600
+        key_file: .portico/identity/signing-keys.json
+      users: {max_failed_logins: 5, lockout_s: 900}
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from portico.identity.passwords import MIN_PASSWORD_CHARS
+
 AsymmetricAlg = Literal["ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA"]
 SIGNING_ALG: AsymmetricAlg = "ES256"  # what Portico signs with (P-256 keys); verification may allow more
 DEFAULT_KEY_FILE = Path(".portico/identity/signing-keys.json")
+MCP_SCOPE = "mcp"  # the scope every MCP endpoint requires of an access token
 
 
 def _default_algs() -> list[AsymmetricAlg]:
@@ -35,7 +39,7 @@ class TokenSettings(BaseModel):
         "http://127.0.0.1:8080",
         description="The authorization server's issuer URL, the `iss` of every token; must equal the `issuer` "
         "in its RFC 8414 metadata exactly (no trailing slash added or removed). http only on loopback in "
-        "production; no query or fragment.",
+        "production; no query or fragment. Defaults to Portico's public URL.",
     )
     access_ttl_s: int = Field(600, gt=0, description="Lifetime of an access token, in seconds, unless asked.")
     max_access_ttl_s: int = Field(
@@ -106,3 +110,36 @@ class TokenSettings(BaseModel):
                 "would be refused before they expire"
             )
         return self
+
+
+class LocalUserSettings(BaseModel):
+    """Local accounts: lockout after repeated failures, the password length floor, the TOTP issuer name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_failed_logins: int = Field(
+        5, ge=1, description="Consecutive failed sign-ins (wrong password or code) before the account is locked."
+    )
+    lockout_s: float = Field(900.0, gt=0, description="How long a locked account stays locked, in seconds.")
+    min_password_chars: int = Field(
+        MIN_PASSWORD_CHARS, ge=MIN_PASSWORD_CHARS, description="Shortest password accepted (never below 12)."
+    )
+    totp_issuer: str = Field(
+        "Portico", min_length=1, description="Issuer name authenticator apps show beside the account."
+    )
+    max_concurrent_hashes: int = Field(
+        2, ge=1, description="Password hashes computed at once (each takes ~46 MiB and one core for ~100 ms)."
+    )
+
+
+class IdentitySettings(BaseModel):
+    """Who may call Portico and how they prove it (used when `auth: oauth`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tokens: TokenSettings = Field(
+        default_factory=TokenSettings, description="Access tokens Portico issues and accepts (RFC 9068 JWTs)."
+    )
+    users: LocalUserSettings = Field(
+        default_factory=LocalUserSettings, description="Local accounts (`portico user …`): lockout, passwords, TOTP."
+    )

@@ -44,7 +44,6 @@ from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, case, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -53,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from portico.errors import PorticoError
 from portico.identity import totp
 from portico.identity.passwords import MIN_PASSWORD_CHARS, PasswordHasher, PasswordProblem, check_password
+from portico.identity.settings import LocalUserSettings
 from portico.identity.user_tables import group_members, groups, user_totp, users
 from portico.store.db import Store
 from portico.vault import Vault
@@ -64,26 +64,6 @@ SUBJECT = re.compile(r"[!-~]{1,255}")  # printable ASCII, no spaces: it appears 
 
 MfaState = Literal["none", "pending", "active"]
 Clock = Callable[[], float]  # Unix seconds, like `time.time` (the same shape as `portico.identity.keys.Clock`)
-
-
-class LocalUserSettings(BaseModel):
-    """Local accounts: lockout after repeated failures, the password length floor, the TOTP issuer name."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_failed_logins: int = Field(
-        5, ge=1, description="Consecutive failed sign-ins (wrong password or code) before the account is locked."
-    )
-    lockout_s: float = Field(900.0, gt=0, description="How long a locked account stays locked, in seconds.")
-    min_password_chars: int = Field(
-        MIN_PASSWORD_CHARS, ge=MIN_PASSWORD_CHARS, description="Shortest password accepted (never below 12)."
-    )
-    totp_issuer: str = Field(
-        "Portico", min_length=1, description="Issuer name authenticator apps show beside the account."
-    )
-    max_concurrent_hashes: int = Field(
-        2, ge=1, description="Password hashes computed at once (each takes ~46 MiB and one core for ~100 ms)."
-    )
 
 
 class UserError(PorticoError):

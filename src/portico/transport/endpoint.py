@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -44,6 +45,8 @@ log = logging.getLogger("portico.transport")
 
 Pipeline = Callable[[Exchange], Awaitable[Reply]]
 SchemaLookup = Callable[[str | None, str], Any]
+# Who is calling, or the HTTP refusal to send instead (status, headers, JSON body): see portico.identity.gate.
+Authenticate = Callable[[Scope, dict[str, str], str | None], Awaitable["Principal | Refusal"]]
 KEEPALIVE_S = 15.0
 WATCH_AFTER_S = 0.5
 MODERN = "2026-07-28"
@@ -65,6 +68,7 @@ class McpEndpoint:
         schema_lookup: SchemaLookup,
         standing_stream: Callable[[str, str | None, HttpSink], Awaitable[None]],
         on_session_end: Callable[[str], Awaitable[None]],
+        authenticate: Authenticate | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._sessions = sessions
@@ -74,6 +78,7 @@ class McpEndpoint:
         self._schema = schema_lookup
         self._standing_stream = standing_stream
         self._on_session_end = on_session_end
+        self._authenticate = authenticate or _anonymous
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, server: str | None) -> None:
         headers = _headers(scope)
@@ -81,7 +86,10 @@ class McpEndpoint:
             return await _plain(send, 421, b"Invalid Host header")
         if not self._guard.origin_ok(headers.get("origin")):
             return await _rpc_error(send, 403, None, RpcError(INVALID_REQUEST, "Forbidden: invalid Origin header"))
-        principal = Principal.anonymous(scope["client"][0] if scope.get("client") else None)
+        caller = await self._authenticate(scope, headers, server)
+        if isinstance(caller, Refusal):
+            return await _send(send, caller.status, caller.body, list(caller.headers))
+        principal = caller
         version = headers.get("mcp-protocol-version")
         modern = version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS
         method = scope["method"]
@@ -422,6 +430,19 @@ async def _keepalive(sink: HttpSink) -> None:
     while True:
         await anyio.sleep(KEEPALIVE_S)
         await sink.keepalive()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An HTTP answer that ends a request before it becomes an exchange (e.g. 401 with a bearer challenge)."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+async def _anonymous(scope: Scope, headers: dict[str, str], server: str | None) -> Principal | Refusal:
+    return Principal.anonymous(scope["client"][0] if scope.get("client") else None)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
