@@ -54,7 +54,8 @@ class Running:
 
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[Running]:
-    port = free_port()
+    """Serve on a free port, or on the config's `listen.port` when it names one (tokens are bound to the URL)."""
+    port = settings.listen.port if "port" in settings.listen.model_fields_set and settings.listen.port else free_port()
     settings = settings.model_copy(update={"listen": settings.listen.model_copy(update={"port": port})})
     portico = Portico(settings)
     server = uvicorn.Server(

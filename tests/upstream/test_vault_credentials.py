@@ -28,15 +28,23 @@ async def test_the_upstream_receives_the_vault_credential_and_never_the_clients_
         server = {"id": "echo", "url": url, "headers": {"Authorization": "${vault:token}", "X-Plain": "kept"}}
         if transport == "sse":
             server["transport"] = "sse"
-        settings = make_settings(tmp_path, [server], vault={"key_file": str(tmp_path / "vault.key")})
+        settings = make_settings(
+            tmp_path,
+            [server],
+            vault={"key_file": str(tmp_path / "vault.key")},
+            auth="oauth",
+            identity={"tokens": {"key_file": str(tmp_path / "keys.json")}},
+        )
         store = await open_store(settings.store)
         await Vault(store, settings.vault).put("server:echo", "token", f"Bearer {VAULTED}")
         await store.close()
         async with serve(settings) as running:
+            assert running.portico.token_issuer is not None
+            client_token = running.portico.token_issuer.issue("alice", running.url, scopes=["mcp"], client_id="c")
             body, headers = modern_call("tools/call", {"name": "echo__echo", "arguments": {"text": "hi"}})
             async with httpx2.AsyncClient() as http:
                 reply = await http.post(
-                    running.url, content=body, headers={**headers, "Authorization": "Bearer client-token"}
+                    running.url, content=body, headers={**headers, "Authorization": f"Bearer {client_token}"}
                 )
                 assert "result" in rpc_answer(reply), reply.text
             base = url.rsplit("/", 1)[0]
@@ -47,7 +55,8 @@ async def test_the_upstream_receives_the_vault_credential_and_never_the_clients_
     assert all(r["headers"] for r in calls)
     assert all(r["headers"]["authorization"] == f"Bearer {VAULTED}" for r in received if r["headers"])
     assert all(r["headers"]["x-plain"] == "kept" for r in received if r["headers"])
-    assert "client-token" not in str(received)
+    assert client_token not in str(received)
+    assert client_token.split(".")[2] not in str(received)  # not even its signature, in any header or param
 
 
 async def test_a_stdio_server_gets_its_vault_secret_in_its_environment(tmp_path: Path) -> None:

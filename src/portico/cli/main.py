@@ -15,6 +15,7 @@ from portico import __version__
 from portico.cli.audit import app as audit_app
 from portico.cli.demo import demo
 from portico.cli.policy import app as policy_app
+from portico.cli.token import app as token_app
 from portico.cli.user import app as user_app
 from portico.cli.vault import app as vault_app
 from portico.config import check_bind, load
@@ -25,6 +26,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(vault_app, name="vault")
 app.add_typer(policy_app, name="policy")
 app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 app.command()(demo)
 console = Console(stderr=True, soft_wrap=True)
 
