@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from tests.support.portico import free_port
 from tests.support.wire import ACCEPT, initialize_body
@@ -53,31 +55,73 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
         process.wait(30)
 
 
+def token_for(demo: tuple[str, Path], user: str) -> str:
+    """What the banner tells script users to run."""
+    _, data = demo
+    issued = subprocess.run(
+        [str(PORTICO), "token", "issue", "--config", str(data / "portico.yaml"), "--user", user],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert issued.returncode == 0, issued.stderr
+    return issued.stdout.strip()
+
+
+def signed_in(url: str, token: str, mode: str) -> Client:
+    http = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30)
+    return Client(streamable_http_client(url, http_client=http), mode=mode)
+
+
+def test_the_demo_asks_for_sign_in(demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    with httpx2.Client() as http:
+        refused = http.post(url, json=initialize_body(), headers={"accept": ACCEPT})
+    assert refused.status_code == 401
+    assert "resource_metadata=" in refused.headers["www-authenticate"]
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
-async def test_the_demo_serves_tools_of_all_three_demo_servers_through_one_url(
+async def test_the_demo_admin_gets_tools_of_all_three_demo_servers_through_one_url(
     demo: tuple[str, Path], mode: str
 ) -> None:
     url, _ = demo
-    async with Client(url, mode=mode) as client:
+    async with signed_in(url, token_for(demo, "admin"), mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         note = await client.call_tool("notes__add_note", {"title": "demo", "body": f"written in {mode}"})
         tickets = await client.call_tool("tickets__list_tickets", {"status": "open"})
         forecast = await client.call_tool("weather__forecast", {"city": "Oslo", "days": 2})
         prompts = {p.name for p in (await client.list_prompts()).prompts}
     assert {"notes__add_note", "tickets__create_ticket", "weather__forecast"} <= names
-    assert "notes__delete_note" not in names  # the demo policy forbids it: invisible, not merely uncallable
+    assert "notes__delete_note" not in names  # destructive needs MFA: invisible, not merely uncallable
     assert not note.is_error
     assert not tickets.is_error
     assert not forecast.is_error
     assert {"notes__summarize_notes", "tickets__triage"} <= prompts
 
 
+@pytest.mark.anyio
+async def test_the_demo_restricted_user_sees_fewer_tools_and_is_denied_the_others(demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    async with signed_in(url, token_for(demo, "dana"), "2026-07-28") as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        with pytest.raises(MCPError, match="no rule permits dana") as denied:
+            await client.call_tool("tickets__create_ticket", {"title": "not allowed"})
+        allowed = await client.call_tool("tickets__get_ticket", {"ticket_id": "T-1"})
+    assert {"notes__add_note", "tickets__list_tickets", "tickets__get_ticket", "weather__alerts"} <= names
+    assert not names & {"tickets__create_ticket", "notes__delete_note"}
+    assert "rule admins-everything requires group admins" in str(denied.value)
+    assert not allowed.is_error
+
+
 @pytest.mark.node
 @pytest.mark.parametrize("era", ["legacy", "modern"])
 def test_the_inspector_cli_lists_and_calls_demo_tools(demo: tuple[str, Path], era: str, tmp_path: Path) -> None:
     url, _ = demo
+    bearer = f"Authorization: Bearer {token_for(demo, 'dana')}"
     base = [str(INSPECTOR), "--cli", url, "--transport", "http", "--protocol-era", era, "--format", "json", "--quiet"]
+    base += ["--header", bearer]
     env = {**os.environ, "HOME": str(tmp_path)}
     listed = subprocess.run([*base, "--method", "tools/list"], capture_output=True, text=True, timeout=120, env=env)
     assert listed.returncode == 0, listed.stderr
@@ -98,12 +142,14 @@ def test_the_demo_audit_log_verifies_and_tails(demo: tuple[str, Path]) -> None:
     _, data = demo
     config = data / "portico.yaml"
     with httpx2.Client() as http:  # at least one audited call, whatever ran before
-        http.post(demo[0], json=initialize_body(), headers={"accept": ACCEPT})
+        bearer = {"authorization": f"Bearer {token_for(demo, 'dana')}", "accept": ACCEPT}
+        http.post(demo[0], json=initialize_body(), headers=bearer)
     tail = subprocess.run(
         [str(PORTICO), "audit", "tail", "--config", str(config), "-n", "5"], capture_output=True, text=True, timeout=60
     )
     assert tail.returncode == 0, tail.stderr
     assert "initialize" in tail.stdout
+    assert "dana" in tail.stdout
     verify = subprocess.run(
         [str(PORTICO), "audit", "verify", "--config", str(config)], capture_output=True, text=True, timeout=60
     )

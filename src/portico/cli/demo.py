@@ -11,9 +11,15 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 import typer
 from rich.console import Console
 from ruamel.yaml import YAML
+
+from portico.config import Settings
+from portico.identity.users import UserDirectory, UserNotFoundError
+from portico.store.db import open_store
+from portico.vault import Vault
 
 console = Console(stderr=True, soft_wrap=True)
 REMOTE_DEMOS = {"tickets": "http", "weather": "sse"}
@@ -51,24 +57,53 @@ def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, ob
         {"id": "weather", "title": "Weather (legacy SSE)", "url": urls["weather"], "transport": "sse"},
     ]
     return {
-        "auth": "none",
+        "auth": "oauth",
         "listen": {"host": "127.0.0.1", "port": port},
         "store": {"url": f"sqlite:///{data_dir / 'portico.db'}"},
         "audit": {"spool_dir": str(data_dir / "audit-spool")},
+        "vault": {"key_file": str(data_dir / "vault.key")},
+        "identity": {"tokens": {"key_file": str(data_dir / "signing-keys.json")}},
         "servers": servers,
         "policy": {
             "rules": [
-                {"id": "demo-open", "effect": "permit", "description": "The demo runs on loopback without sign-in."},
-                {
-                    "id": "demo-no-note-deletion",
-                    "effect": "forbid",
-                    "servers": ["notes"],
-                    "tools": ["delete_note"],
-                    "description": "Deleting notes is reserved for administrators.",
-                },
+                {"id": "admins-everything", "effect": "permit", "groups": ["admins"],
+                 "description": "Administrators may use every server."},
+                {"id": "staff-notes-weather", "effect": "permit", "groups": ["staff"], "servers": ["notes", "weather"],
+                 "description": "Staff use notes and weather."},
+                {"id": "staff-read-tickets", "effect": "permit", "groups": ["staff"], "servers": ["tickets"],
+                 "kinds": ["tools"], "tools": ["list_tickets", "get_ticket"],
+                 "description": "Staff may read tickets, not create them."},
+                {"id": "destructive-needs-mfa", "effect": "forbid", "annotations": {"destructiveHint": True},
+                 "unless": {"mfa": True},
+                 "description": "Destructive tools need a second factor (enrol TOTP: portico user totp enrol)."},
             ]
         },
-    }
+    }  # fmt: skip
+
+
+# Demo accounts on a loopback-only demo: fixed passwords so the banner can print them.
+DEMO_USERS = {
+    "admin": ("admins", "portico-demo-admin", "every tool; delete_note once TOTP is enrolled"),
+    "dana": ("staff", "portico-demo-dana", "notes and weather, read-only tickets"),
+}
+
+
+async def _ensure_demo_users(settings: Settings) -> None:
+    """Create the demo accounts, or reset their passwords and groups to the printed ones."""
+    store = await open_store(settings.store, migrate=True)
+    try:
+        users = UserDirectory(store, Vault(store, settings.vault), settings.identity.users)
+        for username, (group, password, _) in DEMO_USERS.items():
+            try:
+                await users.get_user(username)
+            except UserNotFoundError:
+                await users.add_user(username, password, groups=[group], display_name=f"Demo {username}")
+            else:
+                await users.set_password(username, password)
+                await users.enable_user(username)
+                await users.add_to_group(username, group)
+    finally:
+        await store.close()
 
 
 def demo(
@@ -97,10 +132,19 @@ def demo(
             out.write("# Written by `portico demo`; serve it again with `portico serve --config` this file.\n")
             YAML().dump(demo_config(data_dir, urls, port), out)
         settings = load(config_path)
+        anyio.run(_ensure_demo_users, settings)
         exe = Path(sys.executable).parent / "portico"
+        accounts = "\n".join(
+            f"    {name:<6} password {password:<20} group {group}: {what}"
+            for name, (group, password, what) in DEMO_USERS.items()
+        )
         banner = (
             f"  servers: notes (stdio), tickets ({urls['tickets']}), weather ({urls['weather']})\n"
             f"  per-server URLs: http://127.0.0.1:{port}/servers/<id>/mcp\n"
+            "  sign-in is on (OAuth 2.1): point an MCP client at the portal URL and sign in, in the browser\n"
+            f"  it opens, as one of\n{accounts}\n"
+            f"  a token for scripts: {exe} token issue --config {config_path} --user dana\n"
+            f"  second factor: {exe} user totp enrol admin --config {config_path}\n"
             f"  audit log: {exe} audit tail --config {config_path}\n"
             f"  health: http://127.0.0.1:{port}/readyz   metrics: http://127.0.0.1:{port}/metrics"
         )

@@ -25,7 +25,7 @@ def notes_server() -> MCPServer[Any]:
     notes: dict[int, dict[str, str]] = {}
     ids = itertools.count(1)
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False))
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False))
     def add_note(title: str, body: str) -> dict[str, Any]:
         """Store a note; returns its id."""
         note_id = next(ids)
@@ -76,7 +76,7 @@ def tickets_server() -> MCPServer[Any]:
             raise ValueError(f"no ticket {ticket_id}")
         return {"id": ticket_id, **tickets[ticket_id]}
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False))
     def create_ticket(title: str, assignee: str = "unassigned") -> dict[str, str]:
         """Open a new ticket."""
         ticket_id = f"T-{len(tickets) + 1}"
