@@ -12,10 +12,13 @@ from __future__ import annotations
 import gc
 import logging
 import re
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,7 +31,8 @@ from portico.audit.stage import AuditStage
 from portico.catalog.catalog import Catalog, Kind
 from portico.catalog.stage import CatalogStage, RouteStage
 from portico.config import Settings
-from portico.errors import PorticoError
+from portico.config import load as load_config
+from portico.errors import ConfigError, PorticoError
 from portico.identity.gate import Gate
 from portico.identity.keys import KeyRing
 from portico.identity.resource import PRM_PREFIX, ResourceServer
@@ -36,6 +40,7 @@ from portico.identity.tokens import TokenIssuer, TokenVerifier
 from portico.metrics import Metrics, MetricsStage
 from portico.pipeline import ErrorStage, Pipeline
 from portico.policy import CompiledPolicy, compile_policy
+from portico.policy.settings import PolicySettings
 from portico.policy.stage import PolicyStage
 from portico.store.db import Store, open_store
 from portico.transport.endpoint import McpEndpoint
@@ -71,6 +76,7 @@ class Portico:
     store: Store | None = None
     audit: AuditLog | None = None
     vault: Vault | None = None
+    config_path: Path | None = None  # where `settings` came from: SIGHUP re-reads its policy section
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -142,11 +148,44 @@ class Portico:
                             await self._refresh(upstream.id)
                 tg.start_soon(self._refresh_timer)
                 tg.start_soon(self._janitor)
+                if self.config_path is not None and threading.current_thread() is threading.main_thread():
+                    tg.start_soon(self._reload_on_sighup)
                 gc.freeze()  # start-up objects live for the whole run: keep them out of every collection
                 try:
                     yield self
                 finally:
                     tg.cancel_scope.cancel()  # each supervisor disconnects its upstream (shielded) as it ends
+
+    # -------------------------------------------------------------------------------- run-time policy
+
+    def reload_policy(self, policy: PolicySettings) -> None:
+        """Enforce `policy` from the next decision on; clients are told their lists may have changed."""
+        self.policy = compile_policy(policy)
+        self.settings = self.settings.model_copy(update={"policy": policy})
+        for upstream in self.pool:
+            self.hub.publish(upstream.id, "notifications/tools/list_changed", {})
+            self.hub.publish(upstream.id, "notifications/prompts/list_changed", {})
+            self.hub.publish(upstream.id, "notifications/resources/list_changed", {})
+
+    def reload_policy_from_file(self) -> bool:
+        """Re-read `policy:` from the config file. An invalid file changes nothing (the error is logged)."""
+        if self.config_path is None:
+            return False
+        try:
+            fresh = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("policy not reloaded, the previous policy stays in force: %s", exc.public)
+            return False
+        if fresh.model_copy(update={"policy": self.settings.policy, "listen": self.settings.listen}) != self.settings:
+            log.warning("only the policy section is reloaded on SIGHUP; restart Portico to apply other changes")
+        self.reload_policy(fresh.policy)
+        log.info("policy reloaded from %s: %d rules", self.config_path, len(fresh.policy.rules))
+        return True
+
+    async def _reload_on_sighup(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                self.reload_policy_from_file()
 
     def _open_identity(self) -> None:
         """The resource server (and the token issuer for operators); the signing keys are created on first use."""

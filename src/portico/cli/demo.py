@@ -148,7 +148,7 @@ def demo(
             f"  audit log: {exe} audit tail --config {config_path}\n"
             f"  health: http://127.0.0.1:{port}/readyz   metrics: http://127.0.0.1:{port}/metrics"
         )
-        run_server(settings, None, None, log_level, banner)
+        run_server(settings, None, None, log_level, banner, config_path=config_path)
     finally:
         for process in processes:
             with contextlib.suppress(ProcessLookupError):

@@ -40,7 +40,7 @@ def serve(
 ) -> None:
     """Serve the portal described by a config file."""
     settings = load(config)
-    run_server(settings, host, port, log_level)
+    run_server(settings, host, port, log_level, config_path=config)
 
 
 @app.command("check")
@@ -65,7 +65,14 @@ def version() -> None:
     print(__version__)
 
 
-def run_server(settings: object, host: str | None, port: int | None, log_level: str, banner: str = "") -> None:
+def run_server(
+    settings: object,
+    host: str | None,
+    port: int | None,
+    log_level: str,
+    banner: str = "",
+    config_path: Path | None = None,
+) -> None:
     import uvicorn
 
     from portico.app import Portico
@@ -79,7 +86,7 @@ def run_server(settings: object, host: str | None, port: int | None, log_level: 
     # A gateway allocates many short-lived dicts per call; collecting young objects less often saves ~0.1 ms
     # of CPU per call (bench/RESULTS.md) at the cost of a few MB.
     gc.set_threshold(50_000, 50, 100)
-    portico = Portico(settings)
+    portico = Portico(settings, config_path=config_path)
     shown = "[::1]" if listen.host == "::1" else listen.host
     console.print(f"[bold]Portico {__version__}[/bold] portal: [cyan]http://{shown}:{listen.port}/mcp[/cyan]")
     if banner:
