@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import re
+import secrets
 import signal
 import threading
 from collections.abc import AsyncIterator
@@ -24,19 +25,29 @@ from typing import Any
 import anyio
 import anyio.abc
 import orjson
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portico.audit.log import AuditLog
 from portico.audit.stage import AuditStage
 from portico.catalog.catalog import Catalog, Kind
 from portico.catalog.stage import CatalogStage, RouteStage
-from portico.config import Settings
+from portico.config import Settings, resolve_secret
 from portico.config import load as load_config
 from portico.errors import ConfigError, PorticoError
+from portico.identity.authserver.app import AuthServer
+from portico.identity.authserver.model import ExternalLoginLink
+from portico.identity.authserver.settings import AuthServerSettings
+from portico.identity.context.resolver import ContextResolver
+from portico.identity.devices import DeviceRegistry
 from portico.identity.gate import Gate
 from portico.identity.keys import KeyRing
-from portico.identity.resource import PRM_PREFIX, ResourceServer
+from portico.identity.resource import PRM_PREFIX, ResourceServer, resource_urls
+from portico.identity.sso.app import PATH_PREFIX as SSO_PREFIX
+from portico.identity.sso.app import SsoLogin
+from portico.identity.sso.settings import SsoProviderSettings
 from portico.identity.tokens import TokenIssuer, TokenVerifier
+from portico.identity.users import UserDirectory
+from portico.keyfile import load_or_create
 from portico.metrics import Metrics, MetricsStage
 from portico.pipeline import ErrorStage, Pipeline
 from portico.policy import CompiledPolicy, compile_policy
@@ -53,6 +64,7 @@ from portico.upstream.model import Health
 from portico.upstream.pool import UpstreamPool
 from portico.upstream.stage import UpstreamTerminal
 from portico.vault import Vault
+from portico.vault.refs import parse_vault_ref
 
 log = logging.getLogger("portico")
 
@@ -91,9 +103,13 @@ class Portico:
         self.guard = HostGuard(s.http, s.listen.host)
         self.policy: CompiledPolicy = compile_policy(s.policy)  # a run-time edit assigns a new compiled policy
         self.resource_server: ResourceServer | None = None  # set by `running()` when auth is oauth
+        self.auth_server: AuthServer | None = None
+        self.sso: SsoLogin | None = None
         self.token_issuer: TokenIssuer | None = None
         self.keyring: KeyRing | None = None
         self.gate = Gate(None)
+        self.context: ContextResolver | None = None  # set by `running()`
+        self.devices: DeviceRegistry | None = None
 
     # ------------------------------------------------------------------------------------ the chain
 
@@ -124,8 +140,11 @@ class Portico:
             stack.push_async_callback(self.audit.stop)
             self.vault = Vault(self.store, self.settings.vault)
             self.pool.bind_secrets(self.vault)
+            self._open_context()
             if self.settings.auth == "oauth":
-                self._open_identity()
+                await self._open_identity()
+                if self.sso is not None:
+                    stack.push_async_callback(self.sso.aclose)
             self.pipeline = self.build_pipeline()
             self.endpoint = McpEndpoint(
                 pipeline=self.pipeline,
@@ -148,6 +167,8 @@ class Portico:
                             await self._refresh(upstream.id)
                 tg.start_soon(self._refresh_timer)
                 tg.start_soon(self._janitor)
+                if self.auth_server is not None:
+                    tg.start_soon(self.auth_server.run)
                 if self.config_path is not None and threading.current_thread() is threading.main_thread():
                     tg.start_soon(self._reload_on_sighup)
                 gc.freeze()  # start-up objects live for the whole run: keep them out of every collection
@@ -187,16 +208,86 @@ class Portico:
             async for _ in signals:
                 self.reload_policy_from_file()
 
-    def _open_identity(self) -> None:
-        """The resource server (and the token issuer for operators); the signing keys are created on first use."""
-        tokens = self.settings.token_settings
+    def _open_context(self) -> None:
+        """Client IP, country and device facts for every request (the device registry only when configured)."""
+        assert self.store is not None
+        s = self.settings
+        if s.devices.cert_sources:
+            self.devices = DeviceRegistry(
+                self.store,
+                ttl_s=s.devices.cache_ttl_s,
+                max_entries=s.devices.cache_entries,
+                last_seen_interval_s=s.devices.last_seen_interval_s,
+            )
+        self.context = ContextResolver(s.network, s.devices, self.devices)
+        self.gate = Gate(None, self.context, self.metrics)
+
+    async def _open_identity(self) -> None:
+        """The authorization server and the resource server; the signing keys are created on first use."""
+        assert self.store is not None
+        assert self.vault is not None
+        s = self.settings
+        tokens = s.token_settings
         keyring = KeyRing.open(tokens)
         self.keyring = keyring
         self.token_issuer = TokenIssuer(keyring, tokens)
-        verifier = TokenVerifier(keyring, tokens)
-        enabled = [server.id for server in self.settings.servers if server.enabled]
-        self.resource_server = ResourceServer(self.settings.public_url, tokens.issuer, verifier, lambda: enabled)
-        self.gate = Gate(self.resource_server, self.metrics)
+        enabled = [server.id for server in s.servers if server.enabled]
+        users = UserDirectory(self.store, self.vault, s.identity.users)
+        providers = [await self._resolved_provider(provider) for provider in s.identity.sso]
+        links = [ExternalLoginLink(p.id, p.display_name, f"{s.public_url}{SSO_PREFIX}{p.id}") for p in providers]
+        self.auth_server = AuthServer(
+            await self._resolved_server_settings(),
+            tokens,
+            self.token_issuer,
+            keyring,
+            self.store,
+            users,
+            resources=lambda: resource_urls(s.public_url, enabled),
+            audit=self.audit,
+            external_logins=links,
+        )
+        if providers:
+            state_key = load_or_create(s.identity.sso_state_key_file, lambda: secrets.token_hex(32))
+            self.sso = SsoLogin(
+                providers,
+                s.public_url,
+                self.auth_server.complete_external_login,
+                state_key=bytes.fromhex(state_key),
+                audit=self.audit,
+            )
+        verifier = TokenVerifier(keyring, tokens, is_revoked=self.auth_server.is_revoked)
+        self.resource_server = ResourceServer(s.public_url, tokens.issuer, verifier, lambda: enabled)
+        self.gate = Gate(self.resource_server, self.context, self.metrics)
+
+    async def _resolved_provider(self, provider: SsoProviderSettings) -> SsoProviderSettings:
+        """An SSO provider with its client secret reference resolved (vault scope `sso:<id>`)."""
+        assert self.vault is not None
+        name = parse_vault_ref(provider.client_secret)
+        secret = (
+            await self.vault.get(f"sso:{provider.id}", name)
+            if name is not None
+            else resolve_secret(provider.client_secret)
+        )
+        return provider.model_copy(update={"client_secret": secret})
+
+    async def _resolved_server_settings(self) -> AuthServerSettings:
+        """`identity.server` with each configured client's secret reference resolved (vault scope
+        `oauth-client:<client_id>`, or `${env:…}` / `${file:…}`)."""
+        assert self.vault is not None
+        server = self.settings.identity.server
+        clients = []
+        for client in server.clients:
+            if client.secret is None:
+                clients.append(client)
+                continue
+            name = parse_vault_ref(client.secret)
+            secret = (
+                await self.vault.get(f"oauth-client:{client.client_id}", name)
+                if name is not None
+                else resolve_secret(client.secret)
+            )
+            clients.append(client.model_copy(update={"secret": secret}))
+        return server.model_copy(update={"clients": clients})
 
     async def _janitor(self) -> None:
         """End the per-process state of sessions that expired without a DELETE (most clients never send one)."""
@@ -270,6 +361,10 @@ class Portico:
             return
         if path.startswith(PRM_PREFIX):
             await self._protected_resource_metadata(scope, send, path)
+        elif self.auth_server is not None and self.auth_server.handles(path):
+            await self._browser_facing(self.auth_server, scope, receive, send)
+        elif self.sso is not None and self.sso.handles(path):
+            await self._browser_facing(self.sso, scope, receive, send)
         elif path == "/healthz":
             await _json(send, 200, {"status": "ok"})
         elif path == "/readyz":
@@ -280,6 +375,13 @@ class Portico:
             await _send(send, 200, self.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
         else:
             await _json(send, 404, {"error": "not found"})
+
+    async def _browser_facing(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Sign-in pages and OAuth endpoints: the same Host check as the MCP endpoint (DNS rebinding)."""
+        if not self.guard.host_ok(_header(scope, b"host")):
+            await _send(send, 421, b"Invalid Host header", b"text/plain")
+        else:
+            await app(scope, receive, send)
 
     async def _protected_resource_metadata(self, scope: Scope, send: Send, path: str) -> None:
         """RFC 9728 metadata, readable from any origin (browser-based clients discover it cross-origin)."""
@@ -332,6 +434,13 @@ async def _send(
     head = [(b"content-type", content_type), *(headers or [])]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def build_app(settings: Settings) -> Portico:

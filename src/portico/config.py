@@ -28,6 +28,7 @@ from ruamel.yaml.error import YAMLError
 
 from portico.audit.settings import AuditSettings
 from portico.errors import ConfigError
+from portico.identity.context.settings import DeviceSettings, NetworkSettings, TlsSettings
 from portico.identity.settings import IdentitySettings, TokenSettings
 from portico.policy.settings import PolicySettings
 from portico.store.settings import StoreSettings
@@ -55,6 +56,10 @@ class _Section(BaseModel):
 class ListenSettings(_Section):
     host: str = Field("127.0.0.1", description="Address to bind. Non-loopback requires authentication on.")
     port: int = Field(8080, ge=0, le=65535, description="TCP port to bind (0 picks a free one).")
+    tls: TlsSettings = Field(
+        default_factory=TlsSettings,
+        description="TLS on Portico's own listener, optionally asking clients for a device certificate (mTLS).",
+    )
 
 
 class HttpSettings(_Section):
@@ -191,6 +196,14 @@ class Settings(_Section):
         "server, tokens from the embedded authorization server). `none` serves without authentication and is "
         "allowed only while bound to loopback.",
     )
+    network: NetworkSettings = Field(
+        default_factory=NetworkSettings,
+        description="Where calls come from: trusted proxies (X-Forwarded-For), countries of address ranges.",
+    )
+    devices: DeviceSettings = Field(
+        default_factory=DeviceSettings,
+        description="Device certificates (mTLS or from a trusted proxy) and the device registry policy decides on.",
+    )
     identity: IdentitySettings = Field(
         default_factory=IdentitySettings,
         description="Access tokens, local users, the embedded authorization server and SSO (used by `auth: oauth`).",
@@ -215,6 +228,21 @@ class Settings(_Section):
             if server.id in seen:
                 raise ValueError(f"duplicate server id {server.id!r}")
             seen.add(server.id)
+        for index, provider in enumerate(self.identity.sso):
+            parse_vault_ref(provider.client_secret)
+            if not _is_reference(provider.client_secret):
+                raise ValueError(
+                    f"identity.sso[{index}].client_secret: must be a reference, {_REFERENCE_FORMS} "
+                    f"(the vault scope is sso:{provider.id})"
+                )
+        for index, client in enumerate(self.identity.server.clients):
+            if client.secret is not None:
+                parse_vault_ref(client.secret)
+                if not _is_reference(client.secret):
+                    raise ValueError(
+                        f"identity.server.clients[{index}].secret: a client secret must be a reference, "
+                        f"{_REFERENCE_FORMS} (the vault scope is oauth-client:{client.client_id})"
+                    )
         return self
 
     def server(self, server_id: str) -> ServerSettings | None:
@@ -227,7 +255,8 @@ class Settings(_Section):
             return self.http.public_url.rstrip("/")
         host = self.listen.host
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
-        return f"http://{shown}:{self.listen.port}"
+        scheme = "https" if self.listen.tls.cert_file is not None else "http"
+        return f"{scheme}://{shown}:{self.listen.port}"
 
     @property
     def token_settings(self) -> TokenSettings:

@@ -16,6 +16,7 @@ import uvicorn
 
 from portico.app import Portico
 from portico.config import Settings
+from portico.identity.tls import uvicorn_tls_options
 from tests.support.waits import eventually
 
 
@@ -59,13 +60,21 @@ async def serve(settings: Settings) -> AsyncIterator[Running]:
     settings = settings.model_copy(update={"listen": settings.listen.model_copy(update={"port": port})})
     portico = Portico(settings)
     server = uvicorn.Server(
-        uvicorn.Config(portico, host="127.0.0.1", port=port, lifespan="on", log_level="warning", access_log=False)
+        uvicorn.Config(
+            portico,
+            host="127.0.0.1",
+            port=port,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            **uvicorn_tls_options(settings.listen.tls),
+        )
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         await eventually(lambda: server.started, 60, 0.02)
         try:
-            yield Running(portico, f"http://127.0.0.1:{port}")
+            yield Running(portico, settings.public_url)
         finally:
             server.should_exit = True
 
@@ -77,7 +86,15 @@ def serve_in_thread(settings: Settings) -> Iterator[Running]:
     settings = settings.model_copy(update={"listen": settings.listen.model_copy(update={"port": port})})
     portico = Portico(settings)
     server = uvicorn.Server(
-        uvicorn.Config(portico, host="127.0.0.1", port=port, lifespan="on", log_level="warning", access_log=False)
+        uvicorn.Config(
+            portico,
+            host="127.0.0.1",
+            port=port,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            **uvicorn_tls_options(settings.listen.tls),
+        )
     )
     thread = threading.Thread(target=server.run, name="portico", daemon=True)
     thread.start()
@@ -87,7 +104,7 @@ def serve_in_thread(settings: Settings) -> Iterator[Running]:
             raise RuntimeError("Portico did not start")
         time.sleep(0.02)
     try:
-        yield Running(portico, f"http://127.0.0.1:{port}")
+        yield Running(portico, settings.public_url)
     finally:
         server.should_exit = True
         thread.join(30)

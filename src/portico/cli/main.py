@@ -14,6 +14,7 @@ from rich.console import Console
 from portico import __version__
 from portico.cli.audit import app as audit_app
 from portico.cli.demo import demo
+from portico.cli.device import app as device_app
 from portico.cli.policy import app as policy_app
 from portico.cli.token import app as token_app
 from portico.cli.user import app as user_app
@@ -27,6 +28,7 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(policy_app, name="policy")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(device_app, name="device")
 app.command()(demo)
 console = Console(stderr=True, soft_wrap=True)
 
@@ -76,10 +78,13 @@ def run_server(
     import uvicorn
 
     from portico.app import Portico
-    from portico.config import ListenSettings, Settings
+    from portico.config import Settings
+    from portico.identity.tls import uvicorn_tls_options
 
     assert isinstance(settings, Settings)
-    listen = ListenSettings(host=host or settings.listen.host, port=settings.listen.port if port is None else port)
+    listen = settings.listen.model_copy(
+        update={"host": host or settings.listen.host, "port": settings.listen.port if port is None else port}
+    )
     settings = settings.model_copy(update={"listen": listen})
     check_bind(settings, listen.host)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -87,8 +92,7 @@ def run_server(
     # of CPU per call (bench/RESULTS.md) at the cost of a few MB.
     gc.set_threshold(50_000, 50, 100)
     portico = Portico(settings, config_path=config_path)
-    shown = "[::1]" if listen.host == "::1" else listen.host
-    console.print(f"[bold]Portico {__version__}[/bold] portal: [cyan]http://{shown}:{listen.port}/mcp[/cyan]")
+    console.print(f"[bold]Portico {__version__}[/bold] portal: [cyan]{settings.public_url}/mcp[/cyan]")
     if banner:
         console.print(banner)
     uvicorn.run(
@@ -98,9 +102,9 @@ def run_server(
         log_level=log_level,
         lifespan="on",
         loop="uvloop",
-        http="httptools",
         access_log=False,
         timeout_graceful_shutdown=5,
+        **{"http": "httptools", **uvicorn_tls_options(listen.tls)},
     )
 
 

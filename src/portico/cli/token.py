@@ -28,6 +28,7 @@ from portico.config import Settings
 from portico.config import load as load_config
 from portico.errors import ConfigError
 from portico.identity.keys import KeyRing
+from portico.identity.resource import resource_urls
 from portico.identity.settings import MCP_SCOPE
 from portico.identity.tokens import TokenIssuer
 from portico.identity.users import UserDirectory, UserNotFoundError
@@ -57,7 +58,7 @@ def issue_command(
     """Print a signed access token for USER, valid at one MCP URL of this Portico."""
     try:
         settings = load_config(config)
-        resources = resource_urls(settings)
+        resources = resource_urls(settings.public_url, [s.id for s in settings.servers if s.enabled])
         audience = resource or resources[0]
         if audience not in resources:
             raise ConfigError(
@@ -89,12 +90,6 @@ def issue_command(
     print(token)
 
 
-def resource_urls(settings: Settings) -> list[str]:
-    """Every MCP URL of this Portico as a token audience: the portal first, then each enabled server's."""
-    base = settings.public_url
-    return [f"{base}/mcp", *(f"{base}/servers/{s.id}/mcp" for s in settings.servers if s.enabled)]
-
-
 async def _audit(store: Store, settings: Settings, subject: str, audience: str, ttl_s: int) -> None:
     """One record on a chain of this invocation's own (a running Portico holds the configured spool)."""
     with tempfile.TemporaryDirectory(prefix="portico-cli-audit-") as spool:
@@ -123,4 +118,4 @@ def _operator() -> str:
         return "unknown"
 
 
-__all__ = ["CLI_CLIENT_ID", "app", "resource_urls"]
+__all__ = ["CLI_CLIENT_ID", "app"]

@@ -1,10 +1,11 @@
 """The front door of every MCP request: who is calling, from where, or the refusal to send instead.
 
-    Gate(resource_server | None)(scope, headers, server) -> Principal | Refusal
+    Gate(resource_server | None, context)(scope, headers, server) -> Principal | Refusal
 
-With `auth: none` (loopback only) every caller is the anonymous principal; with `auth: oauth` the bearer
-token must be valid for the URL called (`portico.identity.resource`). Runs before the body is read, so an
-unauthenticated request costs no body parsing.
+First the connection's facts (`portico.identity.context`: the client IP behind trusted proxies, its country,
+the device certificate and its registry state); then, with `auth: oauth`, the bearer token, which must be valid
+for the URL called (`portico.identity.resource`); with `auth: none` (loopback only) the caller is anonymous.
+The principal carries both. Runs before the body is read, so a refused request costs no body parsing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import orjson
 from starlette.types import Scope
 
+from portico.identity.context.resolver import ClientContext, ContextResolver, apply_context
 from portico.identity.resource import Challenge, ResourceServer
 from portico.metrics import Metrics
 from portico.transport.endpoint import Refusal
@@ -23,15 +25,24 @@ _JSON = (b"content-type", b"application/json")
 class Gate:
     """Authenticates MCP requests for the transport (`McpEndpoint(authenticate=Gate(...))`)."""
 
-    def __init__(self, resource: ResourceServer | None, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, resource: ResourceServer | None, context: ContextResolver | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.resource = resource
+        self.context = context
         self._metrics = metrics
 
     async def __call__(self, scope: Scope, headers: dict[str, str], server: str | None) -> Principal | Refusal:
-        client = scope.get("client")
-        ip = client[0] if client else None
+        facts: ClientContext | None = None
+        if self.context is not None:
+            facts = await self.context.resolve(scope)
+            ip = facts.ip
+        else:
+            client = scope.get("client")
+            ip = client[0] if client else None
         if self.resource is None:
-            return Principal.anonymous(ip)
+            anonymous = Principal.anonymous(ip)
+            return anonymous if facts is None else apply_context(anonymous, facts)
         if sum(1 for name, _ in scope["headers"] if name == b"authorization") > 1:
             return self._refuse(
                 self.resource.challenge(server, 400, "invalid_request", "send one Authorization header")
@@ -39,7 +50,7 @@ class Gate:
         result = self.resource.authenticate(headers, server, ip)
         if isinstance(result, Challenge):
             return self._refuse(result)
-        return result
+        return result if facts is None else apply_context(result, facts)
 
     def _refuse(self, challenge: Challenge) -> Refusal:
         if self._metrics is not None:

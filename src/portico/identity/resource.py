@@ -71,7 +71,7 @@ class ResourceServer:
 
     def resources(self) -> list[str]:
         """Every resource Portico protects, the portal first."""
-        return [self.resource(None), *(self.resource(server_id) for server_id in self._server_ids())]
+        return resource_urls(self.public_url, self._server_ids())
 
     def metadata_url(self, server: str | None) -> str:
         """Where a resource's metadata is published: the well-known prefix inserted before its path (RFC 9728 §3.1)."""
@@ -136,6 +136,12 @@ class ResourceServer:
             parts.append(f'error="{error}"')
             parts.append(f'error_description="{description}"')
         return Challenge(status, "Bearer " + ", ".join(parts), error, description)
+
+
+def resource_urls(public_url: str, server_ids: Iterable[str]) -> list[str]:
+    """Every MCP URL of a Portico as a token audience: the portal first, then each server's."""
+    base = public_url.rstrip("/")
+    return [f"{base}{_path(None)}", *(f"{base}{_path(server_id)}" for server_id in server_ids)]
 
 
 def principal_of(verified: VerifiedToken, ip: str | None) -> Principal:

@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from portico.identity.authserver.settings import AuthServerSettings
 from portico.identity.passwords import MIN_PASSWORD_CHARS
+from portico.identity.sso.settings import SsoProviderSettings
 
 AsymmetricAlg = Literal["ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA"]
 SIGNING_ALG: AsymmetricAlg = "ES256"  # what Portico signs with (P-256 keys); verification may allow more
@@ -143,3 +145,24 @@ class IdentitySettings(BaseModel):
     users: LocalUserSettings = Field(
         default_factory=LocalUserSettings, description="Local accounts (`portico user …`): lockout, passwords, TOTP."
     )
+    server: AuthServerSettings = Field(
+        default_factory=AuthServerSettings,
+        description="The embedded OAuth 2.1 authorization server: lifetimes, client registration, clients.",
+    )
+    sso: list[SsoProviderSettings] = Field(
+        default_factory=list,
+        description="External OpenID Connect identity providers people may sign in with (a button each on the "
+        "sign-in page). Register `<public URL>/login/sso/<id>/callback` as the redirect URI at the IdP.",
+    )
+    sso_state_key_file: Path = Field(
+        Path(".portico/identity/sso-state.key"),
+        description="Key sealing the short-lived SSO state cookie (created on first use, mode 0600). Replicas "
+        "must share it.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_providers(self) -> IdentitySettings:
+        ids = [provider.id for provider in self.sso]
+        if len(ids) != len(set(ids)):
+            raise ValueError("sso: provider ids must be unique")
+        return self

@@ -1,0 +1,134 @@
+"""Server-rendered pages of the authorization server: sign-in, second factor, consent, errors, signed out.
+
+No JavaScript and no external assets: one inline stylesheet, allowed by a hash-free `style-src 'unsafe-inline'`
+only for styles (scripts are refused outright by the CSP). Every value is HTML-escaped; every form carries the
+CSRF token and posts to the server's own origin (`form-action 'self'`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from urllib.parse import quote
+
+from portico.identity.authserver.model import ExternalLoginLink
+
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+    "pragma": "no-cache",
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+}
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#222}"
+    "h1{font-size:1.4rem}label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]"
+    "{width:100%;padding:.4rem;box-sizing:border-box}button{margin:1rem .5rem 0 0;padding:.4rem 1rem}"
+    ".error{color:#a00}.muted{color:#666;font-size:.9rem}code{word-break:break-all}"
+)
+
+
+def page(title: str, body: str) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
+    )
+
+
+def _hidden(request_id: str, csrf: str) -> str:
+    return (
+        f'<input type="hidden" name="request" value="{escape(request_id)}">'
+        f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
+    )
+
+
+def _error(message: str | None) -> str:
+    return f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
+
+
+def login_page(
+    request_id: str,
+    csrf: str,
+    client_label: str,
+    *,
+    error: str | None = None,
+    username: str = "",
+    external: Sequence[ExternalLoginLink] = (),
+    base: str = "",
+) -> str:
+    links = "".join(
+        f'<p><a href="{escape(link.start_path)}?request={quote(request_id)}">'
+        f"Sign in with {escape(link.display_name)}</a></p>"
+        for link in external
+    )
+    return page(
+        "Sign in",
+        f'<p class="muted">to continue to {escape(client_label)}</p>{_error(error)}'
+        f'<form method="post" action="{escape(base)}/login">{_hidden(request_id, csrf)}'
+        f'<label for="username">Username</label>'
+        f'<input type="text" id="username" name="username" value="{escape(username)}" autocomplete="username" '
+        "required autofocus>"
+        '<label for="password">Password</label>'
+        '<input type="password" id="password" name="password" autocomplete="current-password" required>'
+        f'<button type="submit">Sign in</button></form>{links}',
+    )
+
+
+def otp_page(request_id: str, csrf: str, *, error: str | None = None, base: str = "") -> str:
+    return page(
+        "Authentication code",
+        f"{_error(error)}<p>Enter the 6-digit code from your authenticator app.</p>"
+        f'<form method="post" action="{escape(base)}/login/otp">{_hidden(request_id, csrf)}'
+        '<label for="code">Code</label>'
+        '<input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" '
+        'pattern="[0-9]{6}" maxlength="6" required autofocus>'
+        '<button type="submit">Verify</button></form>',
+    )
+
+
+def consent_page(
+    request_id: str,
+    csrf: str,
+    *,
+    user: str,
+    client_name: str | None,
+    client_id: str,
+    redirect_uri: str,
+    scopes: Sequence[str],
+    resource: str,
+    base: str = "",
+) -> str:
+    shown_name = escape(client_name) if client_name else "An application"
+    scope_items = "".join(f"<li><code>{escape(s)}</code></li>" for s in scopes)
+    return page(
+        "Allow access?",
+        f"<p><strong>{shown_name}</strong> wants to access <code>{escape(resource)}</code> as "
+        f"<strong>{escape(user)}</strong>.</p>"
+        f'<p class="muted">Client id: <code>{escape(client_id)}</code><br>'
+        f"It will be sent back to: <code>{escape(redirect_uri)}</code></p>"
+        f"<p>Requested scopes:</p><ul>{scope_items}</ul>"
+        f'<form method="post" action="{escape(base)}/consent">{_hidden(request_id, csrf)}'
+        '<button type="submit" name="decision" value="approve">Approve</button>'
+        '<button type="submit" name="decision" value="deny">Deny</button></form>',
+    )
+
+
+def error_page(message: str) -> str:
+    return page("Cannot continue", f'<p class="error">{escape(message)}</p>')
+
+
+def signed_out_page() -> str:
+    return page("Signed out", "<p>You are signed out of Portico.</p>")
+
+
+def logout_page(csrf: str, *, base: str = "") -> str:
+    return page(
+        "Sign out",
+        f'<form method="post" action="{escape(base)}/logout"><input type="hidden" name="csrf" value="{escape(csrf)}">'
+        '<button type="submit">Sign out</button></form>',
+    )
