@@ -17,6 +17,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from portico.cli.demo import DEMO_USERS
+from tests.support.oauth import MemoryStorage, signing_in_as
 from tests.support.portico import free_port
 from tests.support.wire import ACCEPT, initialize_body
 
@@ -71,6 +73,19 @@ def token_for(demo: tuple[str, Path], user: str) -> str:
 def signed_in(url: str, token: str, mode: str) -> Client:
     http = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30)
     return Client(streamable_http_client(url, http_client=http), mode=mode)
+
+
+@pytest.mark.anyio
+async def test_a_client_signs_in_to_the_demo_as_the_printed_restricted_user(demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    provider = signing_in_as("dana", DEMO_USERS["dana"][1], url, MemoryStorage())
+    async with (
+        httpx2.AsyncClient(auth=provider, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode="2026-07-28") as client,
+    ):
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert "tickets__get_ticket" in names
+    assert "tickets__create_ticket" not in names
 
 
 def test_the_demo_asks_for_sign_in(demo: tuple[str, Path]) -> None:

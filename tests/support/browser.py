@@ -28,7 +28,7 @@ class Form:
     method: str
     fields: dict[str, str] = field(default_factory=dict)  # hidden and pre-filled inputs
     inputs: list[str] = field(default_factory=list)  # every named input, in order
-    buttons: dict[str, str] = field(default_factory=dict)  # submit buttons: name → value
+    buttons: list[tuple[str, str]] = field(default_factory=list)  # named submit buttons: (name, value)
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Page:
     def form(self, containing: str | None = None) -> Form:
         """The first form (or the first with an input or button named `containing`)."""
         for form in self.forms:
-            if containing is None or containing in form.inputs or containing in form.buttons:
+            if containing is None or containing in form.inputs or any(containing in b for b in form.buttons):
                 return form
         raise AssertionError(f"no form with {containing!r} on {self.url} ({self.status}):\n{self.text[:2000]}")
 
@@ -72,7 +72,7 @@ class _Forms(HTMLParser):
         if tag == "input":
             kind = a.get("type", "text").lower()
             if kind == "submit":
-                form.buttons[name] = a.get("value", "")
+                form.buttons.append((name, a.get("value", "")))
             elif kind in ("checkbox", "radio"):
                 form.inputs.append(name)
                 if "checked" in a:
@@ -81,7 +81,7 @@ class _Forms(HTMLParser):
                 form.inputs.append(name)
                 form.fields[name] = a.get("value", "")
         elif tag == "button" and a.get("type", "submit").lower() == "submit":
-            form.buttons[name] = a.get("value", "")
+            form.buttons.append((name, a.get("value", "")))
         elif tag == "select":
             form.inputs.append(name)
             self._select = name
@@ -123,11 +123,13 @@ class FormBrowser:
         return await self._follow(await self.http.get(url))
 
     async def submit(self, form: Form, values: dict[str, str] | None = None, *, button: str | None = None) -> Page:
+        """Submit `form` with `values` filled in, pressing the named button whose name or value is `button`."""
         data = {**form.fields, **(values or {})}
         if button is not None:
-            if button not in form.buttons:
-                raise AssertionError(f"no button {button!r} in the form (buttons: {sorted(form.buttons)})")
-            data[button] = form.buttons[button]
+            pressed = next((b for b in form.buttons if button in b), None)
+            if pressed is None:
+                raise AssertionError(f"no button {button!r} in the form (buttons: {form.buttons})")
+            data[pressed[0]] = pressed[1]
         if form.method == "POST":
             response = await self.http.post(form.action, data=data)
         else:
