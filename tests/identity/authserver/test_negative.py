@@ -281,6 +281,8 @@ async def test_public_client_may_not_use_client_credentials(make_harness: Any) -
     ("metadata", "error"),
     [
         pytest.param({"redirect_uris": ["javascript:alert(1)"]}, "invalid_redirect_uri", id="javascript"),
+        pytest.param({"redirect_uris": ["file:///etc/passwd"]}, "invalid_redirect_uri", id="file"),
+        pytest.param({"redirect_uris": ["myapp://cb"]}, "invalid_redirect_uri", id="unlisted-short-scheme"),
         pytest.param({"redirect_uris": ["http://example.com/cb"]}, "invalid_redirect_uri", id="http-not-loopback"),
         pytest.param({"redirect_uris": ["https://app.example/cb#frag"]}, "invalid_redirect_uri", id="fragment"),
         pytest.param({"redirect_uris": []}, "invalid_redirect_uri", id="none"),
@@ -299,6 +301,18 @@ async def test_bad_registrations_are_refused(make_harness: Any, metadata: dict[s
         response = await h.http.post(h.url("/oauth/register"), json=body)
     assert response.status_code == 400
     assert response.json()["error"] == error
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["cursor://anysphere.cursor-mcp/oauth/callback", "vscode://vscode.mcp/callback", "com.example.app:/oauth/cb"],
+)
+async def test_native_apps_may_register_their_private_use_redirect_schemes(make_harness: Any, uri: str) -> None:
+    async with make_harness() as h:
+        body = {"redirect_uris": [uri], "token_endpoint_auth_method": "none"}
+        response = await h.http.post(h.url("/oauth/register"), json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["redirect_uris"] == [uri]
 
 
 async def test_oversized_registration_body_is_refused(make_harness: Any) -> None:

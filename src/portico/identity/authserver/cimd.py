@@ -22,7 +22,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -92,7 +92,7 @@ def address_allowed(address: str, *, allow_loopback: bool) -> bool:
     return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_link_local or ip.is_private)
 
 
-def parse_document(url: str, body: bytes) -> Client:
+def parse_document(url: str, body: bytes, native_schemes: Collection[str] = ()) -> Client:
     """The client a fetched metadata document describes.
 
     Its `client_id` must equal `url` exactly; it needs `redirect_uris`; it may not claim a shared secret (the
@@ -118,7 +118,7 @@ def parse_document(url: str, body: bytes) -> Client:
     if not isinstance(uris, list) or not uris or len(uris) > 20:
         raise _invalid("document needs 1-20 redirect_uris")
     for uri in uris:
-        if redirect_uri_problem(uri) is not None:
+        if redirect_uri_problem(uri, native_schemes) is not None:
             raise _invalid("document has an unusable redirect URI")
     grants = doc.get("grant_types", ["authorization_code"])
     if not isinstance(grants, list) or not set(grants) <= {"authorization_code", "refresh_token"}:
@@ -181,7 +181,7 @@ class MetadataFetcher:
             raise _invalid("client id host not in cimd_allowed_hosts")
         address = await self._resolve(url, host, allow_loopback)
         body, cache_control = await self._fetch(url, host, address)
-        client = parse_document(url, body)
+        client = parse_document(url, body, self._settings.native_redirect_schemes)
         ttl = cache_seconds(cache_control, low=self._settings.cimd_cache_min_s, high=self._settings.cimd_cache_max_s)
         if len(self._cache) >= 1000:  # bounded: drop the oldest insertion
             self._cache.pop(next(iter(self._cache)))

@@ -80,8 +80,9 @@ def parse_registration(body: Mapping[str, Any], settings: AuthServerSettings) ->
     if len(uris) > settings.max_redirect_uris:
         raise OAuthError("invalid_redirect_uri", "too many redirect_uris")
     for uri in uris:
-        if redirect_uri_problem(uri) is not None:
-            raise OAuthError("invalid_redirect_uri", "a redirect URI is not allowed", detail=redirect_uri_problem(uri))
+        problem = redirect_uri_problem(uri, settings.native_redirect_schemes)
+        if problem is not None:
+            raise OAuthError("invalid_redirect_uri", "a redirect URI is not allowed", detail=problem)
     name = body.get("client_name")
     if name is not None and (not isinstance(name, str) or not 0 < len(name) <= MAX_CLIENT_NAME_CHARS):
         raise _bad_metadata(f"client_name must be a string of 1-{MAX_CLIENT_NAME_CHARS} characters")

@@ -12,6 +12,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -190,11 +191,11 @@ def _netloc_host(netloc: str) -> str:
     return netloc.rsplit(":", 1)[0]
 
 
-def redirect_uri_problem(uri: object) -> str | None:
+def redirect_uri_problem(uri: object, native_schemes: Collection[str] = ()) -> str | None:
     """Why `uri` cannot be registered as a redirect URI, or None.
 
     https anywhere; http only on a loopback host (RFC 8252 §7.3); a private-use scheme (reverse domain name,
-    RFC 8252 §7.1); never a fragment, user info, or a scheme such as javascript:, data: or file:.
+    RFC 8252 §7.1) or one of `native_schemes`; never a fragment, user info, or javascript:, data:, file:….
     """
     if not isinstance(uri, str) or not uri or len(uri) > 2000:
         return "not a string of at most 2000 characters"
@@ -212,6 +213,6 @@ def redirect_uri_problem(uri: object) -> str | None:
         if not is_loopback_host(parts.hostname) or parts.username is not None:
             return "http is allowed only for loopback hosts"
         return None
-    if _PRIVATE_SCHEME.fullmatch(scheme):
+    if _PRIVATE_SCHEME.fullmatch(scheme) or scheme in native_schemes:
         return None
     return "scheme not allowed"

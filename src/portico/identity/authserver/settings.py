@@ -135,6 +135,12 @@ class AuthServerSettings(BaseModel):
         description="If set, only metadata documents on these hosts are accepted; `*.example.com` matches any "
         "subdomain. Unset: any public host.",
     )
+    native_redirect_schemes: list[str] = Field(
+        default_factory=lambda: ["cursor", "vscode", "vscode-insiders"],
+        description="Private-use URI schemes accepted in redirect URIs besides reverse-domain ones "
+        "(`com.example.app:`, RFC 8252 §7.1), for native clients that use a short scheme (Cursor, VS Code). "
+        "PKCE keeps an intercepted code useless; the consent page shows the redirect URI.",
+    )
     cimd_allow_loopback: bool = Field(
         False,
         description="Allow metadata documents on loopback addresses, and over http there (development and tests "
@@ -153,6 +159,16 @@ class AuthServerSettings(BaseModel):
     revocation_poll_s: float = Field(
         5.0, gt=0, le=300, description="How often each replica reloads revocations and purges expired rows."
     )
+
+    @field_validator("native_redirect_schemes")
+    @classmethod
+    def _schemes(cls, value: list[str]) -> list[str]:
+        refused = {"http", "https", "javascript", "data", "file", "vbscript", "about", "blob", "filesystem", "ftp",
+                   "ws", "wss", "mailto", "tel", "sms"}  # fmt: skip
+        for scheme in value:
+            if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme) or scheme in refused:
+                raise ValueError(f"{scheme!r} cannot be a native-app redirect scheme")
+        return value
 
     @field_validator("scopes")
     @classmethod
