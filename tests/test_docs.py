@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
 
 from portico.cli.main import app
+from portico.config import load
 from portico.reference import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,3 +28,13 @@ def test_every_cli_command_is_documented_in_the_readme() -> None:
         names = [f"portico {name} {sub}" for sub in subcommands] if subcommands else [f"portico {name}"]
         missing += [n for n in names if n not in readme]
     assert not missing, f"undocumented commands: {missing}"
+
+
+def test_every_yaml_example_in_the_readme_is_a_valid_config(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL)
+    assert blocks
+    for index, block in enumerate(blocks):
+        path = tmp_path / f"example-{index}.yaml"
+        path.write_text(block)
+        load(path, env={})  # raises ConfigError naming the key and line
