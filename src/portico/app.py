@@ -77,6 +77,7 @@ _LIST_CHANGED: dict[Kind, str] = {
 }
 STARTUP_CONNECT_WAIT_S = 20.0
 JANITOR_INTERVAL_S = 60.0
+KEY_WATCH_INTERVAL_S = 5.0
 
 
 @dataclass
@@ -169,6 +170,8 @@ class Portico:
                 tg.start_soon(self._janitor)
                 if self.auth_server is not None:
                     tg.start_soon(self.auth_server.run)
+                if self.keyring is not None:
+                    tg.start_soon(self._follow_key_rotations, self.keyring)
                 if self.config_path is not None and threading.current_thread() is threading.main_thread():
                     tg.start_soon(self._reload_on_sighup)
                 gc.freeze()  # start-up objects live for the whole run: keep them out of every collection
@@ -288,6 +291,21 @@ class Portico:
             )
             clients.append(client.model_copy(update={"secret": secret}))
         return server.model_copy(update={"clients": clients})
+
+    async def _follow_key_rotations(self, keyring: KeyRing) -> None:
+        """Re-read the signing key file when another process (`portico token rotate-keys`, a replica) changed it."""
+        assert keyring.path is not None
+        seen = _mtime(keyring.path)
+        while True:
+            await anyio.sleep(KEY_WATCH_INTERVAL_S)
+            now = _mtime(keyring.path)
+            if now != seen:
+                try:
+                    keyring.reload()
+                    seen = now
+                    log.info("identity: signing keys reloaded (current kid %s)", keyring.current.kid)
+                except PorticoError as exc:
+                    log.error("identity: the signing key file could not be reloaded, keeping the keys: %s", exc.public)
 
     async def _janitor(self) -> None:
         """End the per-process state of sessions that expired without a DELETE (most clients never send one)."""
@@ -434,6 +452,13 @@ async def _send(
     head = [(b"content-type", content_type), *(headers or [])]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime_ns / 1e9
+    except OSError:
+        return None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -131,3 +131,41 @@ async def test_no_token_is_printed_for_unknown_or_disabled_users_or_foreign_reso
     assert result.exit_code == code, result.output
     assert message in result.stderr
     assert result.stdout.strip() == ""
+
+
+async def test_a_running_portico_follows_a_key_rotation_and_a_zero_grace_rotation_kills_old_tokens(
+    config: Path,
+) -> None:
+    await add_user(config, "alice", ["eng"])
+    settings = load(config)
+    async with serve(settings) as running:
+        before = (await invoke("token", "issue", "-c", str(config), "-u", "alice")).stdout.strip()
+        assert (await call(running.url, before)).status_code == 200
+        rotated = await invoke("token", "rotate-keys", "-c", str(config))
+        assert rotated.exit_code == 0, rotated.output
+        after = (await invoke("token", "issue", "-c", str(config), "-u", "alice")).stdout.strip()
+        assert json.loads(base64.urlsafe_b64decode(after.split(".")[0] + "==")) != json.loads(
+            base64.urlsafe_b64decode(before.split(".")[0] + "==")
+        ), "a new kid signs new tokens"
+        await eventually_status(running.url, after, 200)  # the new key is picked up
+        assert (await call(running.url, before)).status_code == 200  # the old key is in its grace period
+        killed = await invoke("token", "rotate-keys", "-c", str(config), "--grace", "0")
+        assert killed.exit_code == 0, killed.output
+        await eventually_status(running.url, after, 401)  # signed by a key dropped at once
+    store = await open_store(settings.store)
+    try:
+        records = [r async for batch in reading.tail(store, 200) for r in batch]
+    finally:
+        await store.close()
+    assert [r.method for r in records].count("auth/key_rotation") == 2
+
+
+async def eventually_status(url: str, token: str, status: int) -> None:
+    async def reached() -> bool:
+        return (await call(url, token)).status_code == status
+
+    for _ in range(150):  # the key watcher polls every 5 s
+        if await reached():
+            return
+        await anyio.sleep(0.1)
+    raise AssertionError(f"status {status} not reached")

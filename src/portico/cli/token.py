@@ -1,4 +1,5 @@
-"""`portico token issue`: mint an access token for an operator or a script, audited.
+"""`portico token issue`: mint an access token for an operator or a script, audited; `portico token rotate-keys`:
+make a fresh signing key current (the previous one verifies for the grace period), audited.
 
 The same kind of token the OAuth flow issues (an RFC 9068 JWT signed with Portico's keys, scope `mcp`), for a
 local user who exists and is not disabled, carrying the user's current groups, valid only at one MCP URL of
@@ -91,6 +92,29 @@ def issue_command(
 
 
 async def _audit(store: Store, settings: Settings, subject: str, audience: str, ttl_s: int) -> None:
+    await _record(
+        store,
+        settings,
+        method="auth/token_issue",
+        subject=subject,
+        target=audience,
+        reason=f"issued by {_operator()} with portico token issue",
+        extra={"ttl_s": ttl_s},
+        client_id=CLI_CLIENT_ID,
+    )
+
+
+async def _record(
+    store: Store,
+    settings: Settings,
+    *,
+    method: str,
+    subject: str,
+    target: str,
+    reason: str,
+    extra: dict[str, object],
+    client_id: str | None = None,
+) -> None:
     """One record on a chain of this invocation's own (a running Portico holds the configured spool)."""
     with tempfile.TemporaryDirectory(prefix="portico-cli-audit-") as spool:
         audit_settings = settings.audit.model_copy(
@@ -100,15 +124,61 @@ async def _audit(store: Store, settings: Settings, subject: str, audience: str, 
             log.append(
                 id=secrets.token_hex(8),
                 subject=subject,
-                method="auth/token_issue",
+                method=method,
                 outcome="ok",
-                client_id=CLI_CLIENT_ID,
+                client_id=client_id,
                 authenticated_by="operator",
-                target=audience,
+                target=target,
                 decision="allow",
-                reason=f"issued by {_operator()} with portico token issue",
-                extra={"ttl_s": ttl_s},
+                reason=reason,
+                extra=extra,
             )
+
+
+@app.command("rotate-keys")
+def rotate_keys_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="portico.yaml whose signing keys to rotate.")],
+    grace: Annotated[
+        int | None,
+        typer.Option(
+            "--grace",
+            min=0,
+            help="Seconds the previous key keeps verifying (default identity.tokens.rotation_grace_s; 0 = at once, "
+            "for a leaked key: every token it signed stops working).",
+        ),
+    ] = None,
+) -> None:
+    """Make a fresh signing key current; running Portico processes pick it up within seconds."""
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        err.print(f"error: {exc.public}", markup=False)
+        raise typer.Exit(2) from exc
+    tokens = settings.token_settings
+
+    async def rotate(store: Store) -> str:
+        ring = KeyRing.open(tokens)
+        previous = ring.current.kid
+        fresh = ring.rotate(grace_s=grace)
+        await _record(
+            store,
+            settings,
+            method="auth/key_rotation",
+            subject=_operator(),
+            target=str(tokens.key_file),
+            reason=f"signing key {previous} replaced by {fresh.kid} with portico token rotate-keys",
+            extra={
+                "previous_kid": previous,
+                "kid": fresh.kid,
+                "grace_s": tokens.rotation_grace_s if grace is None else grace,
+            },
+        )
+        return fresh.kid
+
+    kid = run_with_store(lambda: settings.store, rotate, migrate=True)
+    err.print(
+        f"new signing key {kid}; the previous one verifies for {tokens.rotation_grace_s if grace is None else grace} s"
+    )
 
 
 def _operator() -> str:
