@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
+import httpx2
+import orjson
 import pytest
 from mcp import Client
 from sqlalchemy import select
 
 from portico.store.tables import audit_records
 from tests.support.portico import make_settings, serve
+from tests.support.wire import ACCEPT, MODERN, envelope
 from tests.upstreams.launch import stdio_argv
 
 pytestmark = pytest.mark.anyio
@@ -53,3 +57,33 @@ async def test_with_no_rules_nothing_is_visible_or_callable(tmp_path: Path) -> N
         assert (await client.list_tools()).tools == []
         with pytest.raises(Exception, match=r"(?i)no rule permits|denied"):
             await client.call_tool("echo__echo", {"text": "x"})
+
+
+async def test_a_modern_listen_stream_is_not_subscribed_to_resources_the_caller_may_not_read(tmp_path: Path) -> None:
+    policy = {
+        "rules": [
+            {"id": "all", "effect": "permit"},
+            {"id": "no-binary", "effect": "forbid", "kinds": ["resources"], "tools": ["test://static-binary"]},
+        ]
+    }
+    settings = make_settings(tmp_path, [{"id": "every", "command": stdio_argv("everything")}], policy=policy)
+    requested = ["test://static-text", "test://static-binary"]
+    listen = {
+        "jsonrpc": "2.0",
+        "id": "sub-1",
+        "method": "subscriptions/listen",
+        "params": {"notifications": {"resourceSubscriptions": requested}, "_meta": envelope()},
+    }
+    headers = {"content-type": "application/json", "accept": ACCEPT, "mcp-protocol-version": MODERN}
+    async with (
+        serve(settings) as running,
+        httpx2.AsyncClient(timeout=30) as http,
+        http.stream("POST", running.url, json=listen, headers={**headers, "mcp-method": "subscriptions/listen"}) as s,
+    ):
+        with anyio.fail_after(20):
+            async for line in s.aiter_lines():
+                if line.startswith("data:"):
+                    ack = orjson.loads(line[5:])
+                    break
+    assert ack["method"] == "notifications/subscriptions/acknowledged"
+    assert ack["params"]["notifications"]["resourceSubscriptions"] == ["test://static-text"]

@@ -143,14 +143,17 @@ class CatalogStage:
         """A modern `subscriptions/listen`: watch the requested resources upstream for as long as it lasts."""
         notifications = exchange.params.get("notifications")
         uris = notifications.get("resourceSubscriptions") if isinstance(notifications, dict) else None
+        may_read = exchange.notes.get("may_read")  # set by the policy stage: only readable resources are watched
         watched: list[tuple[str, str]] = []
+        permitted: list[str] = []
         try:
             for uri in uris if isinstance(uris, list) else []:
                 found = self._catalog.resolve_resource(exchange.scope, uri) if isinstance(uri, str) else None
-                if found is not None:
+                if found is not None and (may_read is None or may_read(*found)):
                     await self._pool.get(found[0]).watch_resource(found[1], True)
                     watched.append(found)
-            return await self._hub.listen(exchange)
+                    permitted.append(uri)
+            return await self._hub.listen(exchange, permitted if may_read is not None else None)
         finally:
             with anyio.CancelScope(shield=True):
                 for server_id, uri in watched:

@@ -60,7 +60,20 @@ class PolicyStage:
                 raise DeniedError(decision.reason)
         elif method in LISTINGS:
             add_visibility(exchange, self._visible(exchange))
+        elif method == "subscriptions/listen":
+            exchange.notes["may_read"] = self._may_read(exchange)
         return await call_next(exchange)
+
+    def _may_read(self, exchange: Exchange) -> Callable[[str, str], bool]:
+        """For a modern `subscriptions/listen`: whether the caller may read (so watch) a resource. A resource it
+        may not read is left out of the subscription, as it is left out of `resources/list`."""
+        principal, policy, now = exchange.principal, self._get_policy(), self._clock()
+        device = device_state_of(principal)
+
+        def may_read(server_id: str, uri: str) -> bool:
+            return decide(policy, Request(principal, server_id, "resources", uri, now, device)).allowed
+
+        return may_read
 
     def decide(self, exchange: Exchange) -> Decision:
         """The decision for a guarded exchange (cached)."""

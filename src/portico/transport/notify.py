@@ -103,12 +103,16 @@ class ChangeHub:
         finally:
             self._session_scopes.pop(session_id, None)
 
-    async def listen(self, exchange: Exchange) -> Reply:
-        """Serve a modern `subscriptions/listen` until the client closes the stream."""
+    async def listen(self, exchange: Exchange, permitted: list[str] | None = None) -> Reply:
+        """Serve a modern `subscriptions/listen` until the client closes the stream.
+
+        `permitted`, when given, is the part of the requested `resourceSubscriptions` the caller may read: only
+        those are acknowledged and delivered.
+        """
         requested = exchange.params.get("notifications")
         requested = requested if isinstance(requested, dict) else {}
         honored: JSON = {k: True for k in _FILTER_KEY.values() if requested.get(k) is True}
-        uris = requested.get("resourceSubscriptions")
+        uris = requested.get("resourceSubscriptions") if permitted is None else permitted
         if isinstance(uris, list) and all(isinstance(u, str) for u in uris) and uris:
             honored["resourceSubscriptions"] = list(uris)
         meta = {SUBSCRIPTION_ID: exchange.request_id}
