@@ -78,6 +78,7 @@ _LIST_CHANGED: dict[Kind, str] = {
 STARTUP_CONNECT_WAIT_S = 20.0
 JANITOR_INTERVAL_S = 60.0
 KEY_WATCH_INTERVAL_S = 5.0
+MIN_CLIENT_SECRET_CHARS = 16
 
 
 @dataclass
@@ -289,6 +290,11 @@ class Portico:
                 if name is not None
                 else resolve_secret(client.secret)
             )
+            if len(secret) < MIN_CLIENT_SECRET_CHARS:
+                raise ConfigError(
+                    f"identity.server.clients ({client.client_id}): the secret must be at least "
+                    f"{MIN_CLIENT_SECRET_CHARS} characters"
+                )
             clients.append(client.model_copy(update={"secret": secret}))
         return server.model_copy(update={"clients": clients})
 

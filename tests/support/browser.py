@@ -38,6 +38,14 @@ class Page:
     text: str
     forms: list[Form]
     callback: str | None = None  # set when the flow redirected to the `stop_at` URL
+    links: list[tuple[str, str]] = field(default_factory=list)  # (absolute href, text) of every <a href>
+
+    def link(self, text: str) -> str:
+        """The href of the first link whose text contains `text`."""
+        for href, label in self.links:
+            if text in label:
+                return href
+        raise AssertionError(f"no link {text!r} on {self.url}: {self.links}")
 
     def form(self, containing: str | None = None) -> Form:
         """The first form (or the first with an input or button named `containing`)."""
@@ -57,11 +65,17 @@ class _Forms(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.base = base
         self.forms: list[Form] = []
+        self.links: list[tuple[str, str]] = []
+        self._link: int | None = None
         self._select: str | None = None
         self._textarea: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
+        if tag == "a" and a.get("href"):
+            self.links.append((urljoin(self.base, a["href"]), ""))
+            self._link = len(self.links) - 1
+            return
         if tag == "form":
             action = urljoin(self.base, a.get("action") or self.base)
             self.forms.append(Form(action, (a.get("method") or "get").upper()))
@@ -93,12 +107,17 @@ class _Forms(HTMLParser):
             self._textarea = name
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "select":
+        if tag == "a":
+            self._link = None
+        elif tag == "select":
             self._select = None
         elif tag == "textarea":
             self._textarea = None
 
     def handle_data(self, data: str) -> None:
+        if self._link is not None:
+            href, text = self.links[self._link]
+            self.links[self._link] = (href, text + data)
         if self._textarea is not None and self.forms:
             self.forms[-1].fields[self._textarea] += data
 
@@ -148,4 +167,4 @@ class FormBrowser:
             raise AssertionError("too many redirects")
         parser = _Forms(str(response.url))
         parser.feed(response.text)
-        return Page(str(response.url), response.status_code, response.text, parser.forms)
+        return Page(str(response.url), response.status_code, response.text, parser.forms, links=parser.links)

@@ -137,6 +137,12 @@ async def test_listing_shows_addresses_under_a_literal_case_sensitive_prefix_and
     assert SECRET not in repr(everything)
 
 
+@pytest.mark.parametrize("scope", ["oauth-client:nightly-report", "sso:okta", "sso:entra_id"])
+async def test_client_and_sso_secrets_have_scopes_of_their_own(vault: Vault, scope: str) -> None:
+    await vault.put(scope, "secret", SECRET)
+    assert await vault.get(scope, "secret") == SECRET
+
+
 async def test_a_deleted_secret_is_gone_and_deleting_it_again_is_not_found(vault: Vault) -> None:
     await vault.put("server:github", "token", SECRET)
     await vault.delete("server:github", "token")
@@ -159,6 +165,9 @@ BAD_ADDRESSES = [
     ("space in the name", "server:github", "api key"),
     ("name too long", "server:github", "n" * 129),
     ("name starting with a dot", "server:github", ".token"),
+    ("client scope with a space", "oauth-client:nightly report", "secret"),
+    ("empty client id", "oauth-client:", "secret"),
+    ("upper-case sso provider", "sso:Okta", "secret"),
 ]
 
 

@@ -87,6 +87,10 @@ class SecretEntry:
     updated_at: datetime
 
 
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._~-]{1,64}")  # identity.server.clients[].client_id
+_PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # identity.sso[].id
+
+
 def server_scope(server_id: str) -> str:
     """The scope of one upstream server's static credentials.
 
@@ -106,7 +110,8 @@ def user_server_scope(subject: str, server_id: str) -> str:
 
 
 def check_scope(scope: str) -> str:
-    """Return `scope` if it is `server:<id>` or `user:<subject>:server:<id>`.
+    """Return `scope` if it is `server:<id>`, `user:<subject>:server:<id>`, `oauth-client:<client id>` (a
+    configured OAuth client's secret) or `sso:<provider id>` (an SSO provider's client secret).
 
     Raises:
         SecretNameError: any other shape.
@@ -117,11 +122,16 @@ def check_scope(scope: str) -> str:
     elif ok and scope.startswith("user:"):
         subject, sep, server_id = scope.removeprefix("user:").rpartition(":server:")
         ok = bool(sep and subject) and _SERVER_ID.fullmatch(server_id) is not None
+    elif ok and scope.startswith("oauth-client:"):
+        ok = _CLIENT_ID.fullmatch(scope.removeprefix("oauth-client:")) is not None
+    elif ok and scope.startswith("sso:"):
+        ok = _PROVIDER_ID.fullmatch(scope.removeprefix("sso:")) is not None
     else:
         ok = False
     if not ok:
         raise SecretNameError(
-            f"Invalid secret scope {shown(scope)}: expected server:<server id> or user:<subject>:server:<server id>"
+            f"Invalid secret scope {shown(scope)}: expected server:<server id>, user:<subject>:server:<server id>, "
+            "oauth-client:<client id> or sso:<provider id>"
         )
     return scope
 

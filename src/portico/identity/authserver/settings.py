@@ -58,10 +58,9 @@ class ClientSettings(BaseModel):
     )
     secret: str | None = Field(
         None,
-        min_length=16,
         description="The client secret, making this a confidential client (client_secret_basic or "
-        "client_secret_post). Required for client_credentials. Use a `${env:…}` or `${vault:…}` reference; "
-        "only a hash is kept in memory.",
+        "client_secret_post). Required for client_credentials. A `${vault:…}` (scope `oauth-client:<client_id>`), "
+        "`${env:…}` or `${file:…}` reference to a secret of at least 16 characters; only a hash is kept in memory.",
     )
     subject: str | None = Field(
         None,
