@@ -22,6 +22,7 @@ from portico.identity.passwords import Argon2Params, PasswordHasher
 from portico.identity.users import UserDirectory
 from tests.support.oauth import MemoryStorage, signing_in_as
 from tests.support.portico import Running, make_settings, serve
+from tests.support.wire import modern_call
 from tests.upstreams.launch import stdio_argv
 
 pytestmark = pytest.mark.anyio
@@ -136,3 +137,31 @@ async def audit_records(portal: Running) -> list[Any]:
     assert portico.store is not None
     await portico.audit.flush()
     return [record async for batch in reading.tail(portico.store, 500) for record in batch]
+
+
+@pytest.mark.requirement("identity:negative-matrix")
+async def test_a_revoked_access_token_is_refused_at_once_and_a_revoked_refresh_token_cannot_renew(
+    portal: Running,
+) -> None:
+    storage = MemoryStorage()
+    async with connected(portal, "alice", "2026-07-28", storage) as client:
+        await client.list_tools()
+    assert storage.tokens is not None
+    assert storage.client is not None
+    tokens, client_id = storage.tokens, storage.client.client_id
+    body, headers = modern_call("tools/list", {})
+    bearer = {**headers, "authorization": f"Bearer {tokens.access_token}"}
+    async with httpx2.AsyncClient() as http:
+        assert (await http.post(portal.url, content=body, headers=bearer)).status_code == 200
+        for token in (tokens.access_token, tokens.refresh_token):
+            revoked = await http.post(f"{portal.base}/oauth/revoke", data={"token": token, "client_id": client_id})
+            assert revoked.status_code == 200
+        refused = await http.post(portal.url, content=body, headers=bearer)
+        renewed = await http.post(
+            f"{portal.base}/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token, "client_id": client_id},
+        )
+    assert refused.status_code == 401
+    assert "revoked" in refused.json()["error_description"]
+    assert renewed.status_code == 400
+    assert renewed.json()["error"] == "invalid_grant"
