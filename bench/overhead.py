@@ -16,6 +16,7 @@ target and concurrency level (uvloop when available), responses checked with orj
     .venv/bin/python bench/overhead.py                         # modern era, c=1 and c=16, 2 rounds
     .venv/bin/python bench/overhead.py --era legacy --json     # handshake era; machine-readable output
     .venv/bin/python bench/overhead.py --concurrency 1,4,16 --calls 2000,3000,4000 --rounds 3
+    .venv/bin/python bench/overhead.py --auth oauth             # every call with a bearer token (identity on)
 
 Targets (from the performance issue): through-Portico throughput >= 0.6x direct; <= 1.5 ms Portico CPU per call.
 """
@@ -155,17 +156,44 @@ def portico_argv(config: Path, port: int, template: str | None = None) -> list[s
     return [*head, "serve", "--config", str(config), "--port", str(port), "--log-level", "warning"]
 
 
-def write_config(tmp: Path, upstream_url: str, fsync: bool) -> Path:
+def write_config(tmp: Path, upstream_url: str, fsync: bool, auth: str = "none", port: int = 0) -> Path:
     """Same shape as tests/support/portico.py make_settings: SQLite file + audit spool dir under `tmp`."""
-    config = {
+    config: dict[str, Any] = {
         "store": {"url": f"sqlite:///{tmp / 'portico.db'}"},
         "audit": {"spool_dir": str(tmp / "spool"), "fsync": fsync},
         "servers": [{"id": SERVER_ID, "url": upstream_url}],
         "policy": {"rules": [{"id": "bench-open", "effect": "permit"}]},  # the policy stage runs, and permits
     }
+    if auth == "oauth":  # every call carries a bearer token: the verifier (cached) and the context run per call
+        config |= {
+            "auth": "oauth",
+            "listen": {"port": port},
+            "identity": {"tokens": {"key_file": str(tmp / "keys.json"), "max_access_ttl_s": 86_400}},
+            "vault": {"key_file": str(tmp / "vault.key")},
+        }
     path = tmp / "portico.yaml"
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     return path
+
+
+def bench_token(config: Path, resource: str) -> str:
+    """A user and an access token for it, made with the CLI as an operator would."""
+    portico = str(Path(sys.executable).parent / "portico")
+    subprocess.run(
+        [portico, "user", "add", "bench", "--config", str(config), "--group", "bench"],
+        input="bench-password-long-enough\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    argv = [portico, "token", "issue", "--config", str(config), "--user", "bench", "--ttl", "86400"]
+    issued = subprocess.run(
+        [*argv, "--resource", resource],
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    return issued.stdout.strip()
 
 
 # ------------------------------------------------------------------------------------------------ wire
@@ -178,19 +206,23 @@ class Target:
     tool: str
     era: str
     session_id: str | None = None
+    token: str | None = None
 
     def headers(self) -> dict[str, str]:
         if self.era == "modern":
-            return {
+            headers = {
                 "content-type": "application/json",
                 "accept": ACCEPT,
                 "mcp-protocol-version": MODERN,
                 "mcp-method": "tools/call",
                 "mcp-name": self.tool,
             }
-        headers = {"content-type": "application/json", "accept": ACCEPT, "mcp-protocol-version": LEGACY}
-        if self.session_id is not None:
+        else:
+            headers = {"content-type": "application/json", "accept": ACCEPT, "mcp-protocol-version": LEGACY}
+        if self.era != "modern" and self.session_id is not None:
             headers["mcp-session-id"] = self.session_id
+        if self.token is not None:
+            headers["authorization"] = f"Bearer {self.token}"
         return headers
 
     def body(self, request_id: int, text: str) -> bytes:
@@ -591,13 +623,14 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> list[Phase]:
         try:
             upstream_url = upstream.read_listening(READY_TIMEOUT_S)
             port = free_port()
-            portico = Child(
-                "portico", portico_argv(write_config(tmp, upstream_url, args.fsync), port, args.portico_cmd)
-            )
+            config = write_config(tmp, upstream_url, args.fsync, args.auth, port)
             if args.path == "portal":
                 through = Target("portico", f"http://127.0.0.1:{port}/mcp", f"{SERVER_ID}__echo", args.era)
             else:
                 through = Target("portico", f"http://127.0.0.1:{port}/servers/{SERVER_ID}/mcp", "echo", args.era)
+            if args.auth == "oauth":
+                through.token = bench_token(config, through.url)
+            portico = Child("portico", portico_argv(config, port, args.portico_cmd))
             direct = Target("direct", upstream_url, "echo", args.era)
             await wait_ready(portico, through, args.text)
             report["processes"] = {
@@ -677,6 +710,7 @@ def render(report: dict[str, Any], phases: list[Phase], summary: list[dict[str, 
     out.append(
         f"Portico overhead: tools/call echo({cfg['text']!r}), Streamable HTTP, era {cfg['era']} "
         f"({MODERN if cfg['era'] == 'modern' else LEGACY}), audit on (fsync {cfg['fsync']}), "
+        f"auth {cfg.get('auth', 'none')}, "
         f"Portico path {report.get('processes', {}).get('portico', {}).get('url', '?')}"
     )
     out.append(f"command: {report['command']}")
@@ -786,6 +820,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--text", default="hello portico", help="the echo argument")
     parser.add_argument("--fsync", action="store_true", help="audit.fsync: true (default false, Portico's default)")
+    parser.add_argument(
+        "--auth",
+        choices=["none", "oauth"],
+        default="none",
+        help="oauth: Portico requires a bearer token (one minted with `portico token issue`) on every call",
+    )
     parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds before a phase is cut short")
     parser.add_argument(
         "--portico-cmd",
@@ -850,6 +890,7 @@ def main(argv: list[str] | None = None) -> int:
             "path": args.path,
             "text": args.text,
             "fsync": args.fsync,
+            "auth": args.auth,
             "client": args.client,
             "portico_cmd": args.portico_cmd,
             "portico_env": portico_env(),

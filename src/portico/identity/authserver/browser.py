@@ -187,7 +187,8 @@ class BrowserFlow:
         if pending.step == "consent":
             return redirect(add_query(self.ctx.path("/consent"), {"request": pending.id}))
         if pending.step == "otp":
-            return html(pages.otp_page(pending.id, pending.csrf, base=self.ctx.base_path))
+            page = pages.otp_page(pending.id, pending.csrf, base=self.ctx.base_path)
+            return html(page, headers=pages.security_headers(pending.redirect_uri))
         return self._login_form(pending)
 
     def _login_form(self, pending: PendingRequest, error: str | None = None, username: str = "") -> Response:
@@ -203,6 +204,7 @@ class BrowserFlow:
                 base=self.ctx.base_path,
             ),
             200 if error is None else 401,
+            headers=pages.security_headers(pending.redirect_uri),
         )
 
     async def login_submit(self, request: Request) -> Response:
@@ -246,7 +248,7 @@ class BrowserFlow:
         if result.failure is AuthFailure.BAD_OTP or result.failure is AuthFailure.MFA_REQUIRED:
             self.ctx.audit_event("oauth.login", "denied", client_id=pending.client_id, ip=ip, reason="bad_otp")
             page = pages.otp_page(pending.id, pending.csrf, error=AuthFailure.BAD_OTP.public, base=self.ctx.base_path)
-            return html(page, 401)
+            return html(page, 401, headers=pages.security_headers(pending.redirect_uri))
         if not result.ok or result.subject is None:
             failure = result.failure or AuthFailure.BAD_CREDENTIALS
             self.ctx.audit_event("oauth.login", "denied", client_id=pending.client_id, ip=ip, reason=failure.value)
@@ -319,7 +321,8 @@ class BrowserFlow:
                 scopes=pending.scope,
                 resource=pending.resource,
                 base=self.ctx.base_path,
-            )
+            ),
+            headers=pages.security_headers(pending.redirect_uri),
         )
 
     async def consent_submit(self, request: Request) -> Response:

@@ -2,26 +2,59 @@
 
 No JavaScript and no external assets: one inline stylesheet, allowed by a hash-free `style-src 'unsafe-inline'`
 only for styles (scripts are refused outright by the CSP). Every value is HTML-escaped; every form carries the
-CSRF token and posts to the server's own origin (`form-action 'self'`).
+CSRF token and posts to the server's own origin (`form-action 'self'`, plus the client's redirect URI on the pages
+whose form may end with a redirect to it: `security_headers`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from html import escape
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from portico.identity.authserver.model import ExternalLoginLink
 
-SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'",
-    "x-frame-options": "DENY",
-    "cache-control": "no-store",
-    "pragma": "no-cache",
-    "referrer-policy": "no-referrer",
-    "x-content-type-options": "nosniff",
-}
+_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+)
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+_HOST_PORT = re.compile(r"[A-Za-z0-9._~-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def form_action_source(redirect_uri: str) -> str | None:
+    """The CSP source expression matching the OAuth client's redirect URI: its origin (`https://app.example`,
+    `http://127.0.0.1:8123`), or its scheme alone for a private-use URI scheme (`com.example.app:`); None when the
+    URI cannot be written as a source expression (it then stays blocked)."""
+    parts = urlsplit(redirect_uri)
+    scheme = parts.scheme.lower()
+    if not _SCHEME.fullmatch(scheme):
+        return None
+    if scheme not in ("http", "https"):
+        return f"{scheme}:"
+    if "@" in parts.netloc or not _HOST_PORT.fullmatch(parts.netloc):
+        return None
+    return f"{scheme}://{parts.netloc}"
+
+
+def security_headers(redirect_uri: str | None = None) -> dict[str, str]:
+    """The headers every page is sent with. `redirect_uri`: where a form on the page may end up after the
+    server's 303 (the consent page, and the sign-in and code pages, which skip consent when it is remembered).
+    Browsers check CSP `form-action` against every redirect a form submission follows (Chromium does), so
+    `'self'` alone would stop the browser on its way back to the client."""
+    source = form_action_source(redirect_uri) if redirect_uri is not None else None
+    form_action = f"'self' {source}" if source is not None else "'self'"
+    return {
+        "content-security-policy": _CSP.format(form_action=form_action),
+        "x-frame-options": "DENY",
+        "cache-control": "no-store",
+        "pragma": "no-cache",
+        "referrer-policy": "no-referrer",
+        "x-content-type-options": "nosniff",
+    }
+
+
+SECURITY_HEADERS = security_headers()
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#222}"

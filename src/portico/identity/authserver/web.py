@@ -80,8 +80,9 @@ def oauth_error_response(exc: OAuthError, headers: Mapping[str, str] | None = No
     return json_response({"error": exc.error, "error_description": exc.public}, exc.status, headers)
 
 
-def html(content: str, status: int = 200) -> Response:
-    return HTMLResponse(content, status_code=status, headers=SECURITY_HEADERS)
+def html(content: str, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A page with the security headers (`headers`, from `pages.security_headers`, replaces the default set)."""
+    return HTMLResponse(content, status_code=status, headers=dict(headers or SECURITY_HEADERS))
 
 
 def html_error(message: str, status: int = 400) -> Response:
