@@ -14,11 +14,14 @@ from pathlib import Path
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 from mcp.shared.exceptions import MCPError
 
 from portico.cli.demo import DEMO_USERS
-from tests.support.oauth import MemoryStorage, signing_in_as
+from tests.support.browser import FormBrowser
+from tests.support.oauth import REDIRECT, MemoryStorage, signing_in_as
 from tests.support.portico import free_port
 from tests.support.wire import ACCEPT, initialize_body
 
@@ -85,6 +88,45 @@ async def test_a_client_signs_in_to_the_demo_as_the_printed_restricted_user(demo
     ):
         names = {t.name for t in (await client.list_tools()).tools}
     assert "tickets__get_ticket" in names
+    assert "tickets__create_ticket" not in names
+
+
+@pytest.mark.anyio
+async def test_a_client_signs_in_to_the_demo_through_the_demo_idp_and_its_second_factor_counts(
+    demo: tuple[str, Path],
+) -> None:
+    url, _ = demo
+    callback: dict[str, str] = {}
+
+    async def through_the_idp(authorize_url: str) -> None:
+        async with FormBrowser(stop_at=REDIRECT) as browser:
+            page = await browser.open(authorize_url)
+            page = await browser.open(page.link("Demo IdP"))  # Portico's sign-in page → the IdP's page
+            page = await browser.submit(page.form("decision"), button="continue")  # the IdP → Portico's consent
+            page = await browser.submit(page.form("decision"), button="approve")
+            callback.update(page.callback_params)
+
+    async def handed_back() -> AuthorizationCodeResult:
+        return AuthorizationCodeResult(code=callback["code"], state=callback.get("state"), iss=callback.get("iss"))
+
+    provider = OAuthClientProvider(
+        server_url=url,
+        client_metadata=OAuthClientMetadata(
+            redirect_uris=[REDIRECT],  # type: ignore[list-item]
+            client_name="demo SSO test",
+            grant_types=["authorization_code", "refresh_token"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=MemoryStorage(),
+        redirect_handler=through_the_idp,
+        callback_handler=handed_back,
+    )
+    async with (
+        httpx2.AsyncClient(auth=provider, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode="2026-07-28") as client,
+    ):
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert "notes__delete_note" in names  # staff, with MFA from the IdP: the destructive-tool rule is lifted
     assert "tickets__create_ticket" not in names
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,11 +19,13 @@ from ruamel.yaml import YAML
 
 from portico.config import Settings
 from portico.identity.users import UserDirectory, UserNotFoundError
+from portico.keyfile import load_or_create
 from portico.store.db import open_store
 from portico.vault import Vault
 
 console = Console(stderr=True, soft_wrap=True)
 REMOTE_DEMOS = {"tickets": "http", "weather": "sse"}
+DEMO_IDP = "demo-idp"
 
 
 def _spawn(name: str, transport: str) -> subprocess.Popen[bytes]:
@@ -30,6 +33,17 @@ def _spawn(name: str, transport: str) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "portico.demo.servers", name, "--transport", transport],
         stdout=subprocess.PIPE,
         start_new_session=True,
+    )
+
+
+def _spawn_idp(port: int, secret: str) -> subprocess.Popen[bytes]:
+    """The demo's identity provider (`portico.demo.idp`), told where Portico's SSO callback is."""
+    callback = f"http://127.0.0.1:{port}/login/sso/{DEMO_IDP}/callback"
+    return subprocess.Popen(
+        [sys.executable, "-m", "portico.demo.idp", "--port", "0", "--redirect-uri", callback],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "PORTICO_DEMO_IDP_SECRET": secret},
     )
 
 
@@ -47,6 +61,15 @@ def _listening_url(name: str, process: subprocess.Popen[bytes], deadline: float)
 
 
 def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, object]:
+    idp = {
+        "id": DEMO_IDP,
+        "display_name": "Demo IdP",
+        "issuer": urls[DEMO_IDP],
+        "client_id": "portico-demo",
+        "client_secret": f"${{file:{data_dir / 'demo-idp.secret'}}}",
+        "scopes": ["openid", "profile", "email", "groups"],
+        "group_map": {"engineering": "staff"},
+    }
     servers: list[dict[str, object]] = [
         {
             "id": "notes",
@@ -62,7 +85,11 @@ def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, ob
         "store": {"url": f"sqlite:///{data_dir / 'portico.db'}"},
         "audit": {"spool_dir": str(data_dir / "audit-spool")},
         "vault": {"key_file": str(data_dir / "vault.key")},
-        "identity": {"tokens": {"key_file": str(data_dir / "signing-keys.json")}},
+        "identity": {
+            "tokens": {"key_file": str(data_dir / "signing-keys.json")},
+            "sso": [idp],
+            "sso_state_key_file": str(data_dir / "sso-state.key"),
+        },
         "servers": servers,
         "policy": {
             "rules": [
@@ -123,7 +150,9 @@ def demo(
     data_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
     try:
+        secret = load_or_create(data_dir / "demo-idp.secret", lambda: secrets.token_urlsafe(32))
         started = {name: _spawn(name, transport) for name, transport in REMOTE_DEMOS.items()}
+        started[DEMO_IDP] = _spawn_idp(port, secret)
         processes.extend(started.values())
         deadline = time.monotonic() + 60
         urls = {name: _listening_url(name, process, deadline) for name, process in started.items()}
@@ -143,6 +172,8 @@ def demo(
             f"  per-server URLs: http://127.0.0.1:{port}/servers/<id>/mcp\n"
             "  sign-in is on (OAuth 2.1): point an MCP client at the portal URL and sign in, in the browser\n"
             f"  it opens, as one of\n{accounts}\n"
+            '    or choose "Sign in with Demo IdP" (single sign-on): Erin, IdP group engineering -> staff, signed\n'
+            "    in with a second factor at the IdP, so destructive tools such as notes__delete_note are open to her\n"
             f"  a token for scripts: {exe} token issue --config {config_path} --user dana\n"
             f"  second factor: {exe} user totp enrol admin --config {config_path}\n"
             f"  audit log: {exe} audit tail --config {config_path}\n"
