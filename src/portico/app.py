@@ -33,6 +33,7 @@ from portico.catalog.catalog import Catalog, Kind
 from portico.catalog.stage import CatalogStage, RouteStage
 from portico.config import Settings, resolve_secret
 from portico.config import load as load_config
+from portico.connect import ConnectApp, open_connect
 from portico.errors import ConfigError, PorticoError
 from portico.identity.authserver.app import AuthServer
 from portico.identity.authserver.model import ExternalLoginLink
@@ -107,6 +108,7 @@ class Portico:
         self.resource_server: ResourceServer | None = None  # set by `running()` when auth is oauth
         self.auth_server: AuthServer | None = None
         self.sso: SsoLogin | None = None
+        self.connect: ConnectApp | None = None  # per-user upstream OAuth: /connect/<server>
         self.token_issuer: TokenIssuer | None = None
         self.keyring: KeyRing | None = None
         self.gate = Gate(None)
@@ -147,6 +149,10 @@ class Portico:
                 await self._open_identity()
                 if self.sso is not None:
                     stack.push_async_callback(self.sso.aclose)
+            signed_in = self.auth_server.signed_in_subject if self.auth_server is not None else None
+            self.connect = open_connect(self.settings, self.vault, self.pool, signed_in)
+            if self.connect is not None:
+                stack.push_async_callback(self.connect.aclose)
             self.pipeline = self.build_pipeline()
             self.endpoint = McpEndpoint(
                 pipeline=self.pipeline,
@@ -389,6 +395,8 @@ class Portico:
             await self._browser_facing(self.auth_server, scope, receive, send)
         elif self.sso is not None and self.sso.handles(path):
             await self._browser_facing(self.sso, scope, receive, send)
+        elif self.connect is not None and self.connect.handles(path):
+            await self._browser_facing(self.connect, scope, receive, send)
         elif path == "/healthz":
             await _json(send, 200, {"status": "ok"})
         elif path == "/readyz":

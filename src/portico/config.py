@@ -32,6 +32,7 @@ from portico.identity.context.settings import DeviceSettings, NetworkSettings, T
 from portico.identity.settings import IdentitySettings, TokenSettings
 from portico.policy.settings import PolicySettings
 from portico.store.settings import StoreSettings
+from portico.upstream.oauth_settings import UpstreamOAuthSettings
 from portico.vault.refs import parse_vault_ref
 from portico.vault.settings import VaultSettings
 
@@ -136,6 +137,11 @@ class ServerSettings(_Section):
     connect_timeout_s: float = Field(15.0, gt=0, description="Timeout to connect and initialize.")
     enabled: bool = Field(True, description="A disabled server is neither connected nor listed.")
     restart: RestartSettings = Field(default_factory=RestartSettings, description="Reconnect/restart backoff.")
+    oauth: UpstreamOAuthSettings | None = Field(
+        None,
+        description="Per-user OAuth toward this upstream (Streamable HTTP `url` only): Portico is the OAuth "
+        "client, each user connects once, their tokens are kept in the vault.",
+    )
 
     @field_validator("id")
     @classmethod
@@ -157,6 +163,8 @@ class ServerSettings(_Section):
             raise ValueError(f"transport {kind} needs `url`, not `command`")
         if self.url is not None and not re.match(r"^https?://", self.url):
             raise ValueError("`url` must be http:// or https://")
+        if self.oauth is not None and kind != "streamable_http":
+            raise ValueError("oauth: per-user OAuth needs a Streamable HTTP `url` (not stdio or legacy SSE)")
         for value in (*self.headers.values(), *self.env.values()):
             parse_vault_ref(value)  # a malformed ${vault:…} is an error here, not a literal header at connect time
         for name, value in self.headers.items():

@@ -13,7 +13,8 @@
     ├── DeniedError                   an enforcement stage refused the call     (-32001)
     ├── UpstreamError                 the upstream server failed us             (-32003)
     │   ├── UpstreamUnavailableError    not connected, crashed, or circuit open
-    │   └── UpstreamTimeoutError        did not answer within its timeout       (-32004)
+    │   ├── UpstreamTimeoutError        did not answer within its timeout       (-32004)
+    │   └── UrlElicitationRequiredError the user must first connect in a browser (-32042, 2025-11-25)
     ├── NoBackChannelError            a server-to-client request on a wire that cannot carry one
     ├── BodyTooLargeError             request body over the configured limit (HTTP 413)
     ├── StoreError                    the database cannot be opened or migrated  (portico.store.db)
@@ -45,6 +46,7 @@ UPSTREAM_TIMEOUT = -32004
 HEADER_MISMATCH = -32020
 MISSING_CLIENT_CAPABILITY = -32021
 UNSUPPORTED_PROTOCOL_VERSION = -32022
+URL_ELICITATION_REQUIRED = -32042
 
 
 class PorticoError(Exception):
@@ -128,6 +130,15 @@ class UpstreamUnavailableError(UpstreamError):
 class UpstreamTimeoutError(UpstreamError):
     code = UPSTREAM_TIMEOUT
     default_public = "Upstream server timed out"
+
+
+class UrlElicitationRequiredError(UpstreamError):
+    """The call needs the user to complete a URL-mode elicitation first (connect an upstream account). `data`
+    is the spec's `{"elicitations": [{"mode": "url", "elicitationId", "url", "message"}]}`: the URL is Portico's
+    own connect link, never an upstream's."""
+
+    code = URL_ELICITATION_REQUIRED
+    default_public = "This request needs you to connect an account first"
 
 
 SERVER_REQUEST_CAPABILITY = {

@@ -123,9 +123,11 @@ class _Forms(HTMLParser):
 
 
 class FormBrowser:
-    """Cookies, one-hop redirects, forms. `stop_at`: a URL prefix never fetched (the OAuth client's callback)."""
+    """Cookies, one-hop redirects, forms. `stop_at`: URL prefixes never fetched (OAuth clients' callbacks)."""
 
-    def __init__(self, stop_at: str, *, headers: dict[str, str] | None = None, verify: Any = True) -> None:
+    def __init__(
+        self, stop_at: str | tuple[str, ...], *, headers: dict[str, str] | None = None, verify: Any = True
+    ) -> None:
         self.stop_at = stop_at
         self.http = httpx2.AsyncClient(follow_redirects=False, timeout=30, headers=headers or {}, verify=verify)
 

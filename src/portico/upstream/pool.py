@@ -9,11 +9,13 @@ import anyio
 import anyio.abc
 
 from portico.config import ServerSettings
-from portico.errors import NotFoundError
+from portico.errors import ConfigError, NotFoundError
 from portico.upstream.base import NotificationListener, Upstream
 from portico.upstream.http import HttpUpstream
 from portico.upstream.legacy_sse import SseUpstream
+from portico.upstream.oauth_client import OAuthClient
 from portico.upstream.stdio import StdioUpstream
+from portico.upstream.user_pool import OAuthUpstream
 from portico.vault.refs import SecretReader
 
 log = logging.getLogger("portico.upstream")
@@ -22,6 +24,11 @@ _KINDS: dict[str, type[Upstream]] = {"streamable_http": HttpUpstream, "sse": Sse
 
 
 def build_upstream(settings: ServerSettings, on_notification: NotificationListener | None = None) -> Upstream:
+    """Raises: ConfigError: `oauth:` on a server that is not a Streamable HTTP `url`."""
+    if settings.oauth is not None:
+        if settings.kind != "streamable_http":
+            raise ConfigError(f"servers.{settings.id}.oauth: per-user OAuth needs a Streamable HTTP `url`")
+        return OAuthUpstream(settings, on_notification)
     return _KINDS[settings.kind](settings, on_notification)
 
 
@@ -47,6 +54,15 @@ class UpstreamPool:
         """Where upstreams read their `${vault:…}` credentials from (the vault, once the store is open)."""
         for upstream in self._upstreams.values():
             upstream.secrets = secrets
+
+    def bind_oauth(self, client: OAuthClient) -> bool:
+        """Where per-user upstream tokens come from. Returns whether any server uses them (`oauth:`)."""
+        bound = False
+        for upstream in self._upstreams.values():
+            if isinstance(upstream, OAuthUpstream):
+                upstream.bind(client)
+                bound = True
+        return bound
 
     async def start(self, tg: anyio.abc.TaskGroup, wait_s: float) -> None:
         """Start every supervisor; wait (bounded) for each first connect attempt so the catalog starts full."""

@@ -32,7 +32,7 @@ from portico.audit.log import AuditLog
 from portico.identity.authserver.browser import BrowserFlow
 from portico.identity.authserver.cimd import HttpClientFactory, MetadataFetcher
 from portico.identity.authserver.clients import ClientRegistry, parse_registration
-from portico.identity.authserver.context import ServerContext
+from portico.identity.authserver.context import SESSION_COOKIE, ServerContext
 from portico.identity.authserver.grants import GrantStore
 from portico.identity.authserver.issuance import TokenEndpoint
 from portico.identity.authserver.model import AUTH_METHODS, ExternalLoginLink, OAuthError
@@ -141,6 +141,14 @@ class AuthServer:
         if settings.client_id_metadata_documents:
             doc["client_id_metadata_document_supported"] = True
         return doc
+
+    async def signed_in_subject(self, request: Request) -> str | None:
+        """Who this browser is signed in to Portico as (a live sign-in session), or None."""
+        session_id = request.cookies.get(SESSION_COOKIE, "")
+        if not session_id:
+            return None
+        identity = await self.ctx.grants.session(session_id, self.ctx.now(), self.ctx.settings.session_idle_ttl_s)
+        return identity.subject if identity is not None else None
 
     async def complete_external_login(self, request: Request, request_id: str, identity: LoginIdentity) -> Response:
         """Continue a pending authorization with a person signed in at an external IdP.
