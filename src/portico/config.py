@@ -13,7 +13,6 @@ sets ``url`` of the server whose id is ``github``. Values are parsed as YAML sca
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from portico.audit.settings import AuditSettings
 from portico.errors import ConfigError
 from portico.identity.context.settings import DeviceSettings, NetworkSettings, TlsSettings
 from portico.identity.settings import IdentitySettings, TokenSettings
+from portico.netaddr import is_loopback_host
 from portico.policy.settings import PolicySettings
 from portico.store.settings import StoreSettings
 from portico.upstream.oauth_settings import UpstreamOAuthSettings
@@ -275,13 +275,7 @@ class Settings(_Section):
         return tokens.model_copy(update={"issuer": self.public_url})
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+is_loopback = is_loopback_host  # the name transport/guard and this module use
 
 
 def check_bind(settings: Settings, host: str) -> None:

@@ -19,8 +19,9 @@ from rich.text import Text
 
 from portico.config import load as load_config
 from portico.errors import ConfigError
+from portico.netaddr import parse_ip
 from portico.policy import Explanation, PolicySettings, Request, compile_policy, effective_annotations, explain
-from portico.policy.conditions import DeviceState, parse_ip
+from portico.policy.conditions import DeviceState
 from portico.policy.decide import clip
 from portico.policy.model import show_annotations
 from portico.policy.settings import PolicyKind

@@ -9,12 +9,11 @@ decisions and `explain` can say why.
 from __future__ import annotations
 
 import fnmatch
-import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Literal, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
@@ -62,20 +61,6 @@ class Facts(NamedTuple):
     country: str | None
     client_id: str | None
     now: datetime  # timezone-aware
-
-
-@functools.lru_cache(maxsize=4096)
-def parse_ip(text: str | None) -> IPAddress | None:
-    """The caller's address, IPv4-mapped IPv6 (`::ffff:10.0.0.1`) unwrapped; None when absent or malformed."""
-    if not text:
-        return None
-    try:
-        address = ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 class Condition(Protocol):

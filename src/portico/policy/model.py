@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from portico.netaddr import parse_ip
 from portico.policy.conditions import (
     Condition,
     DeviceState,
@@ -19,7 +20,6 @@ from portico.policy.conditions import (
     Glob,
     TimeCondition,
     build_conditions,
-    parse_ip,
 )
 from portico.policy.settings import PolicyKind, PolicySettings, RuleSettings
 from portico.types import Principal

@@ -34,6 +34,7 @@ from mcp.client.auth.utils import (
 )
 
 from portico.errors import UpstreamError
+from portico.netaddr import is_loopback_host
 from portico.types import JSON
 from portico.upstream.envelope import LEGACY_VERSION
 from portico.upstream.oauth_settings import UpstreamOAuthSettings
@@ -87,13 +88,7 @@ def parse_challenge(header: str | None) -> Challenge | None:
 
 
 def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname)
 
 
 def check_url_shape(url: str, *, allow_loopback: bool) -> str:

@@ -28,8 +28,9 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import httpx2
 
-from portico.identity.authserver.model import Client, OAuthError, is_loopback_host, redirect_uri_problem
+from portico.identity.authserver.model import Client, OAuthError, redirect_uri_problem
 from portico.identity.authserver.settings import AuthServerSettings
+from portico.netaddr import is_loopback_host
 
 HttpClientFactory = Callable[[], httpx2.AsyncClient]
 MAX_URL_CHARS = 512

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 from collections.abc import Collection
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 
 from portico.errors import DENIED, PorticoError
 from portico.identity.login import LoginIdentity
+from portico.netaddr import is_loopback_host
 
 AuthMethod = Literal["none", "client_secret_basic", "client_secret_post"]
 AUTH_METHODS: tuple[AuthMethod, ...] = ("none", "client_secret_basic", "client_secret_post")
@@ -154,15 +154,6 @@ def pkce_matches(verifier: str, challenge: str) -> bool:
         return False
     computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
     return hmac.compare_digest(computed, challenge)
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if host is None:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host.lower() == "localhost"
 
 
 def redirect_uri_matches(registered: str, presented: str) -> bool:

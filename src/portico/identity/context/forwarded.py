@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+from portico.netaddr import parse_ip
 
 IPAddress = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
@@ -33,13 +35,7 @@ def parse_address(text: str) -> IPAddress | None:
         text, port = text.split(":")
         if not port.isdigit():
             return None
-    try:
-        address = ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+    return parse_ip(text)
 
 
 def _is_port(text: str) -> bool:

@@ -16,12 +16,13 @@ Plain `http` is accepted only for loopback hosts (test issuers); everything else
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from portico.netaddr import is_loopback_host
 
 PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 # Parameters Portico sets itself; `extra_authorize_params` may not override them (PKCE, state and nonce are
@@ -30,16 +31,6 @@ RESERVED_AUTHORIZE_PARAMS = frozenset(
     {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
      "code_challenge_method", "resource", "acr_values", "response_mode", "request", "request_uri"}
 )  # fmt: skip
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether `host` (a URL's hostname) names this machine: `localhost` or a loopback address."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(value: str, what: str = "URL") -> str:
