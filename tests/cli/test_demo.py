@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -23,7 +24,7 @@ from portico.cli.demo import DEMO_USERS
 from tests.support.browser import FormBrowser
 from tests.support.oauth import REDIRECT, MemoryStorage, signing_in_as
 from tests.support.portico import free_port
-from tests.support.wire import ACCEPT, initialize_body
+from tests.support.wire import ACCEPT, initialize_body, open_legacy_session, rpc_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTICO = Path(sys.executable).parent / "portico"
@@ -128,6 +129,46 @@ async def test_a_client_signs_in_to_the_demo_through_the_demo_idp_and_its_second
         names = {t.name for t in (await client.list_tools()).tools}
     assert "notes__delete_note" in names  # staff, with MFA from the IdP: the destructive-tool rule is lifted
     assert "tickets__create_ticket" not in names
+
+
+async def legacy_tool_call(url: str, token: str, tool: str) -> dict[str, Any]:
+    async with httpx2.AsyncClient(timeout=30, headers={"authorization": f"Bearer {token}"}) as http:
+        headers = await open_legacy_session(http, url)
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
+        return rpc_answer(await http.post(url, json=body, headers=headers))
+
+
+@pytest.mark.anyio
+async def test_dana_connects_her_demo_drive_account_and_then_lists_her_own_files(demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    base = url.removesuffix("/mcp")
+    token = token_for(demo, "dana")
+    asked = await legacy_tool_call(url, token, "drive__list_files")
+    assert asked.get("error", {}).get("code") == -32042, asked
+    link = asked["error"]["data"]["elicitations"][0]["url"]
+    assert link.startswith(f"{base}/connect/drive?ticket=")
+    async with FormBrowser(stop_at=REDIRECT) as browser:
+        # Signed in to Portico in this browser as dana (as after her MCP client's sign-in): connect links need it.
+        client_id = (await browser.http.post(f"{base}/oauth/register", json={"redirect_uris": [REDIRECT],
+                     "token_endpoint_auth_method": "none"})).json()["client_id"]  # fmt: skip
+        query = httpx2.QueryParams({"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+                                    "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                                    "code_challenge_method": "S256", "resource": url})  # fmt: skip
+        page = await browser.open(f"{base}/oauth/authorize?{query}")
+        page = await browser.submit(page.form("password"), {"username": "dana", "password": DEMO_USERS["dana"][1]})
+        page = await browser.submit(page.form("decision"), button="approve")
+        assert page.callback is not None, page.text
+        consent = await browser.open(link)
+        at_drive = await browser.submit(consent.form("ticket"), button="connect")
+        assert "Sign in to Demo Drive as" in at_drive.text
+        done = await browser.submit(at_drive.form("account"), {"account": "dana"}, button="sign-in")
+    assert done.status == 200, done.text
+    assert "is connected" in done.text
+    answer = await legacy_tool_call(url, token, "drive__list_files")
+    assert "result" in answer, answer
+    listed = answer["result"]["content"][0]["text"]
+    assert "quarterly-plan.md" in listed
+    assert "budget.csv" not in listed  # the admin account's file: dana's call carried dana's Drive token
 
 
 def test_the_demo_asks_for_sign_in(demo: tuple[str, Path]) -> None:

@@ -26,6 +26,7 @@ from portico.vault import Vault
 console = Console(stderr=True, soft_wrap=True)
 REMOTE_DEMOS = {"tickets": "http", "weather": "sse"}
 DEMO_IDP = "demo-idp"
+DRIVE = "drive"
 
 
 def _spawn(name: str, transport: str) -> subprocess.Popen[bytes]:
@@ -44,6 +45,16 @@ def _spawn_idp(port: int, secret: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         start_new_session=True,
         env={**os.environ, "PORTICO_DEMO_IDP_SECRET": secret},
+    )
+
+
+def _spawn_drive(catalog_token: str) -> subprocess.Popen[bytes]:
+    """The demo Drive (`portico.demo.drive`): an upstream with its own authorization server (per-user OAuth)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "portico.demo.drive", "--port", "0"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "PORTICO_DEMO_DRIVE_CATALOG_TOKEN": catalog_token},
     )
 
 
@@ -78,6 +89,13 @@ def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, ob
         },
         {"id": "tickets", "title": "Tickets (Streamable HTTP)", "url": urls["tickets"]},
         {"id": "weather", "title": "Weather (legacy SSE)", "url": urls["weather"], "transport": "sse"},
+        {
+            "id": DRIVE,
+            "title": "Demo Drive (per-user OAuth)",
+            "url": urls[DRIVE],
+            # Portico lists the Drive's tools with this token; each person's calls carry their own Drive token.
+            "oauth": {"catalog_credential": f"${{file:{data_dir / 'drive-catalog.token'}}}"},
+        },
     ]
     return {
         "auth": "oauth",
@@ -97,6 +115,8 @@ def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, ob
                  "description": "Administrators may use every server."},
                 {"id": "staff-notes-weather", "effect": "permit", "groups": ["staff"], "servers": ["notes", "weather"],
                  "description": "Staff use notes and weather."},
+                {"id": "staff-drive", "effect": "permit", "groups": ["staff"], "servers": [DRIVE],
+                 "description": "Staff use the Demo Drive, each with their own Drive account (per-user OAuth)."},
                 {"id": "staff-read-tickets", "effect": "permit", "groups": ["staff"], "servers": ["tickets"],
                  "kinds": ["tools"], "tools": ["list_tickets", "get_ticket"],
                  "description": "Staff may read tickets, not create them."},
@@ -111,7 +131,7 @@ def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, ob
 # Demo accounts on a loopback-only demo: fixed passwords so the banner can print them.
 DEMO_USERS = {
     "admin": ("admins", "portico-demo-admin", "every tool; delete_note once TOTP is enrolled"),
-    "dana": ("staff", "portico-demo-dana", "notes and weather, read-only tickets"),
+    "dana": ("staff", "portico-demo-dana", "notes, weather and Drive, read-only tickets"),
 }
 
 
@@ -153,6 +173,8 @@ def demo(
         secret = load_or_create(data_dir / "demo-idp.secret", lambda: secrets.token_urlsafe(32))
         started = {name: _spawn(name, transport) for name, transport in REMOTE_DEMOS.items()}
         started[DEMO_IDP] = _spawn_idp(port, secret)
+        catalog_token = load_or_create(data_dir / "drive-catalog.token", lambda: secrets.token_urlsafe(32))
+        started[DRIVE] = _spawn_drive(catalog_token)
         processes.extend(started.values())
         deadline = time.monotonic() + 60
         urls = {name: _listening_url(name, process, deadline) for name, process in started.items()}
@@ -168,7 +190,10 @@ def demo(
             for name, (group, password, what) in DEMO_USERS.items()
         )
         banner = (
-            f"  servers: notes (stdio), tickets ({urls['tickets']}), weather ({urls['weather']})\n"
+            f"  servers: notes (stdio), tickets ({urls['tickets']}), weather ({urls['weather']}),\n"
+            f"    drive ({urls[DRIVE]}, per-user OAuth): the first call to a drive__ tool asks you to connect your\n"
+            "    Drive account: open the link in the browser you signed in to Portico with, confirm, and sign in at\n"
+            "    Demo Drive; from then on your calls see your own Drive files\n"
             f"  per-server URLs: http://127.0.0.1:{port}/servers/<id>/mcp\n"
             "  sign-in is on (OAuth 2.1): point an MCP client at the portal URL and sign in, in the browser\n"
             f"  it opens, as one of\n{accounts}\n"

@@ -32,6 +32,7 @@ def test_pages_without_a_client_allow_forms_to_themselves_only() -> None:
     assert "form-action 'self';" in SECURITY_HEADERS["content-security-policy"] or SECURITY_HEADERS[
         "content-security-policy"
     ].endswith("form-action 'self'")
-    assert "form-action 'self' https://app.example" in security_headers("https://app.example/cb")[
-        "content-security-policy"
-    ]
+    assert (
+        "form-action 'self' https://app.example"
+        in security_headers("https://app.example/cb")["content-security-policy"]
+    )
