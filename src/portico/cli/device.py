@@ -21,6 +21,8 @@ from rich.markup import escape
 
 from portico.cli.common import run_with_store
 from portico.config import load as load_config
+from portico.errors import ConfigError
+from portico.identity.context.certs import ChainVerifier, from_pem, load_ca_bundle
 from portico.identity.devices import Device, DeviceExistsError, DeviceNotFoundError, DeviceRegistry
 from portico.store.db import Store
 from portico.store.settings import StoreSettings
@@ -56,6 +58,7 @@ def enroll_command(
         except (OSError, UnicodeDecodeError) as exc:
             err.print(f"error: cannot read {escape(str(cert))}: {escape(str(exc))}")
             raise typer.Exit(2) from exc
+        _check_chain(config, certificate)
     else:
         certificate = fingerprint or ""
 
@@ -105,6 +108,26 @@ def _line(device: Device) -> str:
 
 def _time(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value is not None else "-"
+
+
+def _check_chain(config: Path, certificate: str) -> None:
+    """Refuse a certificate the gateway would never accept (wrong CA, expired, X.509 v1…), now rather than at
+    the first call, when `devices.ca_file` is configured."""
+    try:
+        ca_file = load_config(config).devices.ca_file
+        if ca_file is None:
+            return
+        presented = from_pem(certificate)
+        if presented is None:
+            err.print("error: the --cert file holds no readable PEM certificate")
+            raise typer.Exit(2)
+        problem = ChainVerifier(load_ca_bundle(ca_file), ttl_s=1, max_entries=1).problem(presented)
+    except ConfigError as exc:
+        err.print(f"error: {escape(exc.public)}")
+        raise typer.Exit(2) from exc
+    if problem is not None:
+        err.print(f"error: Portico would not accept this certificate: {escape(problem)}")
+        raise typer.Exit(2)
 
 
 def _with_registry(config: Path, body: Callable[[DeviceRegistry], Awaitable[T]], *, migrate: bool = False) -> T:

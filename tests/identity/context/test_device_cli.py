@@ -11,7 +11,7 @@ from typer.testing import CliRunner, Result
 from portico.cli.device import app
 from portico.identity.devices import DeviceRegistry
 from portico.store import Store
-from tests.identity.context.certs import Issued
+from tests.identity.context.certs import Issued, expired, self_signed
 
 pytestmark = pytest.mark.anyio
 
@@ -85,3 +85,22 @@ async def test_enrolling_the_same_certificate_twice_exits_1(config: Path, alice_
     again = await invoke(*args)
     assert again.exit_code == 1
     assert "already enrolled" in again.stderr
+
+
+@pytest.mark.parametrize("which", ["another CA", "expired"])
+async def test_enrol_refuses_a_certificate_the_gateway_would_never_accept(
+    store: Store, tmp_path: Path, ca: Issued, which: str
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(ca.pem)
+    config = tmp_path / "with-ca.yaml"
+    config.write_text(
+        f"store:\n  url: {store.settings.url}\ndevices: {{cert_sources: [mtls], ca_file: '{ca_file}'}}\nservers: []\n"
+    )
+    bad = self_signed() if which == "another CA" else expired(ca, "old-laptop")
+    cert = tmp_path / "bad.pem"
+    cert.write_text(bad.pem)
+    refused = await invoke("enroll", "-c", str(config), "--cert", str(cert), "--owner", "alice")
+    assert refused.exit_code == 2, refused.output
+    assert "would not accept this certificate" in refused.stderr
+    assert await DeviceRegistry(store).list_devices() == ()
