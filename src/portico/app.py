@@ -150,7 +150,7 @@ class Portico:
                 if self.sso is not None:
                     stack.push_async_callback(self.sso.aclose)
             signed_in = self.auth_server.signed_in_subject if self.auth_server is not None else None
-            self.connect = open_connect(self.settings, self.vault, self.pool, signed_in)
+            self.connect = open_connect(self.settings, self.vault, self.pool, signed_in, audit=self.audit)
             if self.connect is not None:
                 stack.push_async_callback(self.connect.aclose)
             self.pipeline = self.build_pipeline()

@@ -14,12 +14,15 @@ import anyio
 import httpx2
 import pytest
 
+from portico.audit import verify as reading
 from portico.config import Settings
 from portico.connect import ConnectApp
+from portico.errors import ConfigError
 from portico.identity.passwords import Argon2Params, PasswordHasher
 from portico.identity.users import UserDirectory
 from portico.store import open_store
 from portico.upstream.oauth_client import TOKENS_NAME, TokenSet
+from portico.upstream.user_pool import OAuthUpstream
 from portico.vault import SecretNotFoundError, Vault
 from tests.support.browser import FormBrowser
 from tests.support.oauth import REDIRECT
@@ -69,6 +72,8 @@ def settings_for(tmp: Path, upstream: ProtectedUpstream, **oauth: Any) -> Settin
         "url": upstream.mcp_url,
         "oauth": {"catalog_credential": "${vault:catalog_token}", **oauth},
     }
+    if server["oauth"]["catalog_credential"] is None:
+        del server["oauth"]["catalog_credential"]
     return make_settings(
         tmp,
         [server],
@@ -79,7 +84,9 @@ def settings_for(tmp: Path, upstream: ProtectedUpstream, **oauth: Any) -> Settin
 
 
 @asynccontextmanager
-async def gateway(tmp: Path, upstream: ProtectedUpstream, **oauth: Any) -> AsyncIterator[Running]:
+async def gateway(
+    tmp: Path, upstream: ProtectedUpstream, *, listed: bool = True, **oauth: Any
+) -> AsyncIterator[Running]:
     settings = settings_for(tmp, upstream, **oauth)
     store = await open_store(settings.store)
     await Vault(store, settings.vault).put(f"server:{SERVER}", "catalog_token", str(upstream.catalog_token))
@@ -88,10 +95,13 @@ async def gateway(tmp: Path, upstream: ProtectedUpstream, **oauth: Any) -> Async
         portico = running.portico
         assert portico.store is not None
         assert portico.vault is not None
+        assert portico.connect is not None
+        assert portico.connect.client.audit is portico.audit
         users = UserDirectory(portico.store, portico.vault, hasher=PasswordHasher(Argon2Params(1, 1024)))
         for subject in ("alice", "bob"):
             await users.add_user(subject, PASSWORD)
-        await eventually(lambda: running.portico.catalog.resolve("tools", None, TOOL) is not None, 30)
+        if listed:
+            await eventually(lambda: running.portico.catalog.resolve("tools", None, TOOL) is not None, 30)
         yield running
 
 
@@ -139,6 +149,21 @@ async def connect(running: Running, url: str, account: str) -> str:
         assert at_as.status == 200, at_as.text
         done = await browser.submit(at_as.form("username"), {"username": account})
         return f"{done.status} {done.text}"
+
+
+async def audit_records(running: Running, method_prefix: str = "upstream.") -> list[Any]:
+    portico = running.portico
+    assert portico.audit is not None
+    assert portico.store is not None
+    await portico.audit.flush()
+    records = [record async for batch in reading.tail(portico.store, 500) for record in batch]
+    return [r for r in records if r.method.startswith(method_prefix)]
+
+
+def no_token_in(records: list[Any], *tokens: str | None) -> None:
+    text = repr([(r.subject, r.reason, r.extra, r.target) for r in records])
+    for token in tokens:
+        assert not token or token not in text
 
 
 async def stored_tokens(running: Running, subject: str) -> TokenSet:
@@ -265,6 +290,10 @@ async def test_a_refused_refresh_asks_the_user_to_connect_again(tmp_path: Path) 
         assert running.portico.vault is not None
         with pytest.raises(SecretNotFoundError):
             await running.portico.vault.get(f"user:alice:server:{SERVER}", TOKENS_NAME)
+        (refused,) = [r for r in await audit_records(running) if r.method == "upstream.token_refresh"]
+        assert (refused.subject, refused.server_id, refused.outcome) == ("alice", SERVER, "denied")
+        assert refused.reason == "refresh_refused"
+        assert refused.extra == {"status": 400, "as_error": "invalid_grant"}
 
 
 # ------------------------------------------------------------------------------------------ the browser
@@ -398,3 +427,147 @@ async def test_metadata_that_points_at_unsafe_urls_is_refused(tmp_path: Path, au
             page = await browser.http.get(url)
         assert page.status_code == 502
         assert "<form" not in page.text
+
+
+# ------------------------------------------------------------------------------------------------- audit
+
+
+@pytest.mark.requirement("upstream-oauth:connect-audited")
+async def test_connecting_is_audited_with_subject_server_and_reason_and_never_a_token(tmp_path: Path) -> None:
+    async with ProtectedUpstream().serving() as up, gateway(tmp_path, up) as running:
+        await connect(running, connect_url(await legacy_call(running, "alice")), "gh-alice")
+        tokens = await stored_tokens(running, "alice")
+        records = await audit_records(running)
+        (connected,) = [r for r in records if r.method == "upstream.connect"]
+        assert (connected.subject, connected.server_id, connected.outcome) == ("alice", SERVER, "ok")
+        assert (connected.reason, connected.decision, connected.authenticated_by) == ("connected", "allow", "session")
+        assert connected.extra == {"issuer": up.issuer, "scope": "files:read"}
+        no_token_in(records, tokens.access_token, tokens.refresh_token, up.catalog_token)
+
+
+async def test_refused_links_cancelled_and_as_refused_connects_are_audited_as_denied(tmp_path: Path) -> None:
+    async with ProtectedUpstream().serving() as up, gateway(tmp_path, up) as running:
+        alices_link = connect_url(await legacy_call(running, "alice"))
+        async with signed_in_browser(running, "bob") as bobs_browser:
+            assert (await bobs_browser.open(alices_link)).status == 400
+        async with httpx2.AsyncClient(timeout=30) as http:
+            assert (await http.get(f"{running.base}/connect/{SERVER}?ticket=forged")).status_code == 400
+        async with signed_in_browser(running, "alice") as browser:
+            consent = await browser.open(alices_link)
+            assert (await browser.submit(consent.form("ticket"), button="cancel")).status == 200
+        callback = f"{running.base}/connect/{SERVER}/callback"
+        async with signed_in_browser(running, "alice", callback) as browser:
+            consent = await browser.open(connect_url(await legacy_call(running, "alice")))
+            at_as = await browser.submit(consent.form("ticket"), button="connect")
+            refused = (await browser.submit(at_as.form("username"), {"username": "gh-alice"})).callback_params
+            refused = {"state": refused["state"], "iss": up.issuer, "error": "access_denied"}
+            assert (await browser.http.get(callback, params=refused)).status_code == 400
+        records = [r for r in await audit_records(running) if r.method == "upstream.connect"]
+        seen = [(r.subject, r.outcome, r.reason, r.server_id) for r in records]
+        assert seen == [
+            ("alice", "denied", "signed_in_as_another_user", SERVER),
+            ("anonymous", "denied", "ticket_invalid", SERVER),
+            ("alice", "denied", "cancelled", SERVER),
+            ("alice", "denied", "as_error", SERVER),
+        ]
+        assert records[-1].extra == {"as_error": "access_denied"}
+        assert all(r.decision == "deny" for r in records)
+
+
+async def test_an_upstream_authorization_failure_is_audited_as_an_error(tmp_path: Path) -> None:
+    async with ProtectedUpstream(s256=False).serving() as up, gateway(tmp_path, up) as running:
+        url = connect_url(await legacy_call(running, "alice"))
+        async with signed_in_browser(running, "alice") as browser:
+            assert (await browser.http.get(url)).status_code == 502
+        (failed,) = [r for r in await audit_records(running) if r.method == "upstream.connect"]
+        assert (failed.subject, failed.outcome, failed.reason) == ("alice", "error", "upstream_auth_failed")
+        assert failed.decision is None
+
+
+# -------------------------------------------------------------------------------------------- disconnect
+
+
+@pytest.mark.requirement("upstream-oauth:disconnect")
+async def test_a_user_disconnects_in_their_signed_in_browser_and_is_asked_to_connect_again(tmp_path: Path) -> None:
+    async with ProtectedUpstream().serving() as up, gateway(tmp_path, up) as running:
+        await connect(running, connect_url(await legacy_call(running, "alice")), "gh-alice")
+        await connect(running, connect_url(await legacy_call(running, "bob")), "gh-bob")
+        assert said(await legacy_call(running, "alice")).startswith("gh-alice ")
+        assert said(await legacy_call(running, "bob")).startswith("gh-bob ")
+        upstream = running.portico.pool.get(SERVER)
+        assert isinstance(upstream, OAuthUpstream)
+        assert upstream.user_connections == 2
+        async with signed_in_browser(running, "alice") as browser:
+            page = await browser.open(f"{running.base}/connect/{SERVER}/disconnect")
+            assert page.status == 200, page.text
+            assert "alice" in page.text
+            done = await browser.submit(page.form("csrf"), button="disconnect")
+            assert done.status == 200, done.text
+            assert "is disconnected" in done.text
+            again = await browser.open(f"{running.base}/connect/{SERVER}/disconnect")
+            assert "not connected" in again.text
+            assert not again.forms
+        assert running.portico.vault is not None
+        with pytest.raises(SecretNotFoundError):
+            await running.portico.vault.get(f"user:alice:server:{SERVER}", TOKENS_NAME)
+        assert upstream.user_connections == 1  # alice's connection closed at once; bob's kept
+        connect_url(await legacy_call(running, "alice"))
+        assert said(await legacy_call(running, "bob")).startswith("gh-bob ")
+        (record,) = [r for r in await audit_records(running) if r.method == "upstream.disconnect"]
+        assert (record.subject, record.server_id, record.outcome, record.reason) == ("alice", SERVER, "ok", "user")
+
+
+@pytest.mark.requirement("upstream-oauth:disconnect-csrf")
+async def test_disconnecting_needs_a_signed_in_browser_and_the_forms_csrf_token(tmp_path: Path) -> None:
+    async with ProtectedUpstream().serving() as up, gateway(tmp_path, up) as running:
+        await connect(running, connect_url(await legacy_call(running, "alice")), "gh-alice")
+        url = f"{running.base}/connect/{SERVER}/disconnect"
+        async with httpx2.AsyncClient(timeout=30) as nobody:
+            anonymous = await nobody.get(url)
+            assert anonymous.status_code == 400
+            assert "<form" not in anonymous.text
+            assert (await nobody.post(url, data={"csrf": "x"})).status_code == 400
+        async with signed_in_browser(running, "alice") as browser:
+            form = (await browser.open(url)).form("csrf")
+            # A cross-site post from a page alice visits: her session cookie may ride along, her CSRF cookie's
+            # value is unknown to the attacker; the token of another browser does not fit hers.
+            async with signed_in_browser(running, "alice") as other:
+                other_form = (await other.open(url)).form("csrf")
+            assert (await browser.submit(form, {"csrf": other_form.fields["csrf"]})).status == 400
+            assert (await browser.submit(form, {"csrf": "x" * 43})).status == 400
+        async with signed_in_browser(running, "bob") as bobs_browser:
+            page = await bobs_browser.open(url)
+            assert "not connected for bob" in page.text
+            assert (await bobs_browser.submit(form)).status == 400  # alice's token is bound to alice
+        assert (await stored_tokens(running, "alice")).access_token
+        assert said(await legacy_call(running, "alice")).startswith("gh-alice ")
+        refusals = [(r.subject, r.outcome, r.reason) for r in await audit_records(running, "upstream.disconnect")]
+        assert refusals == [
+            ("anonymous", "denied", "not_signed_in"),
+            ("anonymous", "denied", "not_signed_in"),
+            ("alice", "denied", "csrf"),
+            ("alice", "denied", "csrf"),
+            ("bob", "denied", "csrf"),
+        ]
+
+
+# ------------------------------------------------------------------------------------------- the catalog
+
+
+@pytest.mark.requirement("upstream-oauth:catalog-service-only")
+def test_the_first_user_catalog_mode_is_not_accepted(tmp_path: Path) -> None:
+    server = {"id": SERVER, "url": "http://127.0.0.1:9/mcp", "oauth": {"catalog": "first-user"}}
+    with pytest.raises((ConfigError, ValueError)):
+        make_settings(tmp_path, [server])
+
+
+async def test_an_upstream_that_needs_authorization_to_list_says_to_set_a_catalog_credential(tmp_path: Path) -> None:
+    async with (
+        ProtectedUpstream().serving() as up,
+        gateway(tmp_path, up, listed=False, catalog_credential=None) as running,
+    ):
+        upstream = running.portico.pool.get(SERVER)
+        await eventually(lambda: "catalog_credential" in (upstream.health.last_error or ""), 30)
+        assert "requires authorization to list" in (upstream.health.last_error or "")
+        assert running.portico.catalog.resolve("tools", None, TOOL) is None
+        assert set(up.seen) == {""}  # nothing but anonymous listing attempts: never a user's token

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from portico import __version__
 from portico.cli.audit import app as audit_app
+from portico.cli.connect import app as connect_app
 from portico.cli.demo import demo
 from portico.cli.device import app as device_app
 from portico.cli.policy import app as policy_app
@@ -29,6 +30,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(device_app, name="device")
+app.add_typer(connect_app, name="connect")
 app.command()(demo)
 console = Console(stderr=True, soft_wrap=True)
 

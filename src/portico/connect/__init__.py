@@ -11,23 +11,34 @@ May import `portico.config`, `portico.errors`, `portico.types`, `portico.upstrea
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from portico.config import Settings
 from portico.connect.app import PATH_PREFIX, ConnectApp, SignedIn
 from portico.upstream.oauth_client import OAuthClient
 from portico.upstream.pool import UpstreamPool
 from portico.vault import Vault
 
+if TYPE_CHECKING:
+    from portico.audit.log import AuditLog
+
 
 def open_connect(
-    settings: Settings, vault: Vault, pool: UpstreamPool, signed_in: SignedIn | None = None
+    settings: Settings,
+    vault: Vault,
+    pool: UpstreamPool,
+    signed_in: SignedIn | None = None,
+    *,
+    audit: AuditLog | None = None,
 ) -> ConnectApp | None:
     """The connect routes, bound to `pool`'s per-user OAuth upstreams; None when no server has `oauth:`.
     `signed_in` tells who a browser is signed in to Portico as (the authorization server's session): the
-    connect pages then work only for the link's own subject. Close it with `aclose()` on shutdown."""
+    connect pages then work only for the link's own subject, and disconnecting works at all. `audit` records
+    connects, disconnects and refused refreshes. Close it with `aclose()` on shutdown."""
     servers = {s.id: s for s in settings.servers if s.oauth is not None and s.enabled}
     if not servers:
         return None
-    client = OAuthClient(vault, settings.public_url)
+    client = OAuthClient(vault, settings.public_url, audit=audit)
     pool.bind_oauth(client)
     return ConnectApp(client, servers, signed_in)
 

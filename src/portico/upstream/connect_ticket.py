@@ -50,6 +50,10 @@ class ConnectError(PorticoError):
 
     default_public = "This connect link is invalid or has expired. Ask your client for a new one."
 
+    def __init__(self, public: str | None = None, *, reason: str, detail: str | None = None) -> None:
+        super().__init__(public, detail=detail)
+        self.reason = reason  # a short code for the audit log (`ticket_expired`, `csrf`, ...): never a secret
+
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
@@ -122,11 +126,11 @@ class ConnectKeys:
                 str(data["s"]), str(data["v"]), float(data["e"]), str(data["n"]), tuple(str(s) for s in data["sc"])
             )
         except (ValueError, binascii.Error, KeyError, TypeError, orjson.JSONDecodeError) as exc:
-            raise ConnectError(detail=f"ticket rejected: {type(exc).__name__}") from None
+            raise ConnectError(reason="ticket_invalid", detail=f"ticket rejected: {type(exc).__name__}") from None
         if claims.server_id != server_id:
-            raise ConnectError(detail="ticket made for another server")
+            raise ConnectError(reason="ticket_wrong_server", detail="ticket made for another server")
         if now >= claims.expires_at:
-            raise ConnectError(detail="ticket expired")
+            raise ConnectError(reason="ticket_expired", detail="ticket expired")
         return claims
 
     def _mac(self, payload: bytes) -> bytes:
@@ -168,18 +172,31 @@ class ConnectKeys:
                 float(data["e"]),
             )
         except (InvalidTag, ValueError, binascii.Error, KeyError, TypeError, orjson.JSONDecodeError) as exc:
-            raise ConnectError("This sign-in could not be completed: start again from your client.",
-                               detail=f"state rejected: {type(exc).__name__}") from None  # fmt: skip
+            raise ConnectError(
+                "This sign-in could not be completed: start again from your client.",
+                reason="state_invalid",
+                detail=f"state rejected: {type(exc).__name__}",
+            ) from None
         if now >= pending.expires_at:
-            raise ConnectError("This sign-in took too long: start again from your client.", detail="state expired")
+            raise ConnectError(
+                "This sign-in took too long: start again from your client.",
+                reason="state_expired",
+                detail="state expired",
+            )
         return pending
 
     # ----------------------------------------------------------------------------------------- csrf
 
     def csrf_token(self, browser_secret: str, ticket_nonce: str) -> str:
-        """The consent form's CSRF token: bound to the browser's cookie and to the ticket shown."""
+        """A form's CSRF token: bound to the browser's cookie and to what the form acts on (the consent form: the
+        ticket's nonce; the disconnect form: `disconnect_nonce(server, subject)`)."""
         message = f"{browser_secret}\x00{ticket_nonce}".encode()
         return _b64(hmac.new(self._csrf, message, hashlib.sha256).digest())
+
+
+def disconnect_nonce(server_id: str, subject: str) -> str:
+    """What a disconnect form's CSRF token is bound to (ticket nonces are base64url: no clash)."""
+    return f"disconnect\x00{server_id}\x00{subject}"
 
 
 def _aad(server_id: str, state: str) -> bytes:
@@ -209,5 +226,5 @@ class TicketLedger:
         while self._spent and (next(iter(self._spent.values())) <= now or len(self._spent) >= self._max):
             self._spent.popitem(last=False)
         if ticket.nonce in self._spent:
-            raise ConnectError(detail="ticket replayed")
+            raise ConnectError(reason="ticket_replayed", detail="ticket replayed")
         self._spent[ticket.nonce] = ticket.expires_at

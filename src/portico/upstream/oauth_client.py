@@ -14,6 +14,10 @@ Refreshing is serialized per (subject, server): the second of two concurrent ref
 stored and uses it, so a rotated refresh token is never spent twice. A refused grant (400/401 from the token
 endpoint) deletes the user's tokens: the next call asks them to connect again. Across replicas the lock is
 per process (see the report's limits).
+
+Audit (when given an `AuditLog`): `upstream.token_refresh` (outcome denied) whenever a refresh ends with the
+tokens deleted, `upstream.disconnect` for each disconnect; the connect pages record `upstream.connect` through
+`record`. Records carry the subject, `server_id` and a reason code, never a token.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import anyio
@@ -39,6 +44,9 @@ from portico.upstream.connect_ticket import ConnectKeys, PendingConnect, TicketL
 from portico.upstream.oauth_discovery import UpstreamAuth, UpstreamAuthError, UrlGuard, discover
 from portico.upstream.oauth_settings import UpstreamOAuthSettings
 from portico.vault import SecretNotFoundError, Vault, VaultError, parse_vault_ref, server_scope, user_server_scope
+
+if TYPE_CHECKING:  # a type only: the upstream layer does not depend on the audit package at run time
+    from portico.audit.log import AuditLog
 
 log = logging.getLogger("portico.upstream.oauth")
 
@@ -110,9 +118,16 @@ class OAuthClient:
     """Discovery, registration, the code exchange, and each user's tokens (see the module docstring)."""
 
     def __init__(
-        self, vault: Vault, public_url: str, *, clock: Clock = time.time, http: httpx2.AsyncClient | None = None
+        self,
+        vault: Vault,
+        public_url: str,
+        *,
+        clock: Clock = time.time,
+        http: httpx2.AsyncClient | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.vault = vault
+        self.audit = audit
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self.secure = self.public_url.startswith("https://")
@@ -121,7 +136,7 @@ class OAuthClient:
         self._keys: ConnectKeys | None = None
         self._auth: dict[str, tuple[float, UpstreamAuth]] = {}
         self._locks = _KeyedLocks()
-        self._wake: dict[str, Callable[[], None]] = {}
+        self._closers: dict[str, Callable[[str], None]] = {}
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -137,9 +152,42 @@ class OAuthClient:
             self._keys = ConnectKeys(self.vault.keyring().current.material)
         return self._keys
 
-    def on_connected(self, server_id: str, wake: Callable[[], None]) -> None:
-        """Call `wake` when a user of `server_id` has connected (the first-user catalog waits for one)."""
-        self._wake[server_id] = wake
+    def on_disconnected(self, server_id: str, close: Callable[[str], None]) -> None:
+        """Call `close(subject)` when a user's tokens for `server_id` are deleted (their connection must go)."""
+        self._closers[server_id] = close
+
+    def record(
+        self,
+        method: str,
+        outcome: str,
+        subject: str,
+        server_id: str,
+        reason: str,
+        *,
+        authenticated_by: str = "none",
+        ip: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """One audit record of a connect, disconnect or refresh outcome (a no-op without an audit log).
+
+        Raises:
+            AuditError: the audit spool cannot be written (fail closed: the caller's answer is an error).
+        """
+        if self.audit is None:
+            return
+        decision = "allow" if outcome == "ok" else "deny" if outcome == "denied" else None
+        self.audit.append(
+            id=secrets.token_hex(8),
+            subject=subject,
+            method=method,
+            outcome=outcome,
+            authenticated_by=authenticated_by,
+            ip=ip,
+            server_id=server_id,
+            decision=decision,
+            reason=reason,
+            extra=extra,
+        )
 
     # ----------------------------------------------------------------------------------- connect links
 
@@ -292,9 +340,6 @@ class OAuthClient:
         tokens = self._token_set(body, None, auth.issuer, client.client_id, auth.resource, auth.token_endpoint)
         async with self._locks.hold((pending.subject, server.id)):
             await self.vault.put(user_server_scope(pending.subject, server.id), TOKENS_NAME, tokens.to_json())
-        wake = self._wake.get(server.id)
-        if wake is not None:
-            wake()
         return tokens
 
     # ---------------------------------------------------------------------------------- user tokens
@@ -343,17 +388,18 @@ class OAuthClient:
             if tokens.access_token != stale and not self._expiring(server, tokens):
                 return tokens.access_token
             if tokens.refresh_token is None:
-                await self.disconnect(subject, server.id)
+                await self._forget_refused(subject, server.id, "no_refresh_token")
                 return None
             client = await self._client_for_tokens(server, tokens)
             if client is None:
-                await self.disconnect(subject, server.id)
+                await self._forget_refused(subject, server.id, "client_changed")
                 return None
             form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token, "resource": tokens.resource}
             status, body = await self._token_request(server, tokens.token_endpoint, client, form)
             if status in (400, 401):
-                log.info("upstream %s: refresh refused for a user (%s)", server.id, str(body.get("error"))[:40])
-                await self.disconnect(subject, server.id)
+                error = _error_code(body)
+                log.info("upstream %s: refresh refused for a user (%s)", server.id, error)
+                await self._forget_refused(subject, server.id, "refresh_refused", {"status": status, "as_error": error})
                 return None
             if status != 200:
                 raise UpstreamAuthError(detail=f"token refresh failed: HTTP {status}")
@@ -363,28 +409,40 @@ class OAuthClient:
             await self.vault.put(user_server_scope(subject, server.id), TOKENS_NAME, fresh.to_json())
             return fresh.access_token
 
-    async def disconnect(self, subject: str, server_id: str) -> bool:
-        """Forget the user's tokens for this server. Returns whether there were any.
+    async def disconnect(
+        self, subject: str, server_id: str, *, by: str = "user", authenticated_by: str = "none", ip: str | None = None
+    ) -> bool:
+        """Forget the user's tokens for this server, close their upstream connection, and audit it
+        (`upstream.disconnect`, reason `by`: "user" from the disconnect page, "operator" from the CLI;
+        `not_connected` when there was nothing to forget). Returns whether there were any.
 
         Raises:
             VaultError: the vault failed.
+            AuditError: the audit spool cannot be written (the tokens are already gone).
         """
+        async with self._locks.hold((subject, server_id)):
+            had = await self._forget(subject, server_id)
+        reason = by if had else "not_connected"
+        self.record("upstream.disconnect", "ok", subject, server_id, reason, authenticated_by=authenticated_by, ip=ip)
+        return had
+
+    async def _forget(self, subject: str, server_id: str) -> bool:
+        """Delete the tokens (the caller holds the (subject, server) lock) and close the user's connection."""
         try:
             await self.vault.delete(user_server_scope(subject, server_id), TOKENS_NAME)
+            had = True
         except SecretNotFoundError:
-            return False
-        return True
+            had = False
+        close = self._closers.get(server_id)
+        if close is not None:
+            close(subject)
+        return had
 
-    async def connected_subjects(self, server_id: str) -> list[str]:
-        """Subjects with stored tokens for `server_id`, most recently written first.
-
-        Raises:
-            VaultError: the vault failed.
-        """
-        suffix = f":server:{server_id}"
-        entries = [e for e in await self.vault.list("user:") if e.name == TOKENS_NAME and e.scope.endswith(suffix)]
-        entries.sort(key=lambda e: e.updated_at, reverse=True)
-        return [e.scope.removeprefix("user:").removesuffix(suffix) for e in entries]
+    async def _forget_refused(
+        self, subject: str, server_id: str, reason: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        await self._forget(subject, server_id)
+        self.record("upstream.token_refresh", "denied", subject, server_id, reason, extra=extra)
 
     # ------------------------------------------------------------------------------------- private
 
@@ -466,6 +524,12 @@ def _pick_auth_method(supported: tuple[str, ...], has_secret: bool) -> str:
 
 def _asdict(registration: ClientRegistration) -> JSON:
     return {k: getattr(registration, k) for k in registration.__slots__}
+
+
+def _error_code(body: JSON) -> str:
+    """The token endpoint's `error`, if it is an RFC 6749 error code (audited: never echo anything else)."""
+    error = body.get("error")
+    return error if isinstance(error, str) and re.fullmatch(r"[a-z_]{1,40}", error) else "unknown"
 
 
 def _json_body(response: httpx2.Response) -> JSON:

@@ -47,16 +47,16 @@ class UpstreamOAuthSettings(BaseModel):
     authorization_server: str | None = Field(
         None, description="Issuer URL to use instead of the first one the protected resource metadata names."
     )
-    catalog: Literal["service", "first-user"] = Field(
+    catalog: Literal["service"] = Field(
         "service",
-        description="How Portico lists this server's tools: `service` with `catalog_credential` (or no credential "
-        "at all); `first-user` with the token of a user who has connected (every user then sees that user's "
-        "listing).",
+        description="How Portico lists this server's tools: `service` only, with `catalog_credential`, or with no "
+        "credential when the upstream lists without one. A user's token is never used for listing.",
     )
     catalog_credential: str | None = Field(
         None,
-        description="Bearer token for listing only (catalog: service), as a ${vault:…}/${env:…}/${file:…} "
-        "reference; never used for a user's call.",
+        description="Bearer token for listing only, as a ${vault:…}/${env:…}/${file:…} reference; never used for "
+        "a user's call. Needed when the upstream requires authorization to list (else the server stays down "
+        "with an error saying so).",
     )
     allow_private_network: bool = Field(
         False,

@@ -4,8 +4,11 @@ The connection model, and why:
 
 * The upstream's **shared connection** (this class *is* an `HttpUpstream`, supervised like any other) serves
   only Portico's own exchanges (`Exchange.internal`: catalog listing, `list_changed`, resource
-  subscriptions). It presents `oauth.catalog_credential` (catalog: service), or nothing, or the token of a user
-  who has connected (catalog: first-user). It never carries a user's call.
+  subscriptions). It presents `oauth.catalog_credential`, or nothing. It never carries a user's call, and never
+  a user's token: one user's listing is not everyone's (an upstream may filter tools per account), and a
+  catalog that waited for a first user would leave nobody a tool to call and so nobody a connect link. An
+  upstream that requires authorization even to list is reported, with what to configure, as this server's
+  error (health `last_error` and the log).
 * Every **user call** goes over that user's own connection (`UserConnection`, an `HttpUpstream` with
   `Authorization: Bearer <the user's upstream token>` and nothing else credential-like), created on first use,
   keyed by subject, closed after `idle_timeout_s` unused, at most `max_user_connections` (least recently used
@@ -189,6 +192,10 @@ class _UserConnections:
                 if slot.in_use == 0 and (now - slot.last_used >= idle_s or not slot.connection.ready):
                     self._close(subject)
 
+    def close_user(self, subject: str) -> None:
+        """Close `subject`'s connection (their tokens are gone); calls still running on it end unavailable."""
+        self._close(subject)
+
     def close_all(self) -> None:
         for subject in list(self.slots):
             self._close(subject)
@@ -205,16 +212,12 @@ class OAuthUpstream(_ChallengeAware):
         self.oauth = oauth
         self.client: OAuthClient | None = None
         self._users = _UserConnections(self)
-        self._wake = anyio.Event()
 
     def bind(self, client: OAuthClient) -> None:
-        """Where user tokens come from (the process's `OAuthClient`, bound at start-up)."""
+        """Where user tokens come from (the process's `OAuthClient`, bound at start-up). A user whose tokens are
+        deleted (disconnect, refused refresh) loses their connection at once."""
         self.client = client
-        client.on_connected(self.id, self.wake)
-
-    def wake(self) -> None:
-        """A user connected: a first-user catalog waiting for one retries now."""
-        self._wake.set()
+        client.on_disconnected(self.id, self._users.close_user)
 
     @property
     def user_connections(self) -> int:
@@ -227,30 +230,11 @@ class OAuthUpstream(_ChallengeAware):
             self._users.tg = tg
             tg.start_soon(self._users.janitor)
             try:
-                await self._supervise_shared()
+                await super().supervise()
             finally:
                 self._users.tg = None
                 self._users.close_all()
                 tg.cancel_scope.cancel()
-
-    async def _supervise_shared(self) -> None:
-        """The shared (catalog) connection's supervisor; woken early when a first user connects."""
-        while True:
-            supervisor = anyio.CancelScope()
-
-            async def _until_woken(scope: anyio.CancelScope = supervisor) -> None:
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                if not self.ready:
-                    scope.cancel()  # restart the supervisor: no backoff wait for a user who just connected
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_until_woken)
-                with supervisor:
-                    await super().supervise()
-                tg.cancel_scope.cancel()
-            if not self.settings.enabled:
-                return
 
     async def resolve_values(self, mapping: Any) -> dict[str, str]:
         """The shared connection's headers: the configured ones, plus the catalog credential."""
@@ -262,27 +246,31 @@ class OAuthUpstream(_ChallengeAware):
         return headers
 
     async def _catalog_token(self) -> str | None:
-        if self.oauth.catalog == "service":
-            reference = self.oauth.catalog_credential
-            if reference is None:
-                return None
-            name = parse_vault_ref(reference)
-            if name is None:
-                return (await super().resolve_values({"authorization": reference}))["authorization"]
-            try:
-                return await (self.secrets or _missing()).get(server_scope(self.id), name)
-            except VaultError as exc:
-                raise UpstreamUnavailableError(detail=f"catalog credential: {exc.public}") from exc
-        if self.client is None:
-            raise UpstreamUnavailableError(detail="per-user OAuth is not bound")
-        for subject in await self.client.connected_subjects(self.id):
-            try:
-                token = await self.client.access_token(self.settings, subject)
-            except UpstreamAuthError:
-                continue
-            if token is not None:
-                return token
-        raise UpstreamUnavailableError(detail="catalog: first-user, and no user has connected yet")
+        reference = self.oauth.catalog_credential
+        if reference is None:
+            return None
+        name = parse_vault_ref(reference)
+        if name is None:
+            return (await super().resolve_values({"authorization": reference}))["authorization"]
+        try:
+            return await (self.secrets or _missing()).get(server_scope(self.id), name)
+        except VaultError as exc:
+            raise UpstreamUnavailableError(detail=f"catalog credential: {exc.public}") from exc
+
+    def _describe(self, exc: BaseException) -> str:
+        """Why the shared connection failed; a refused listing says what the operator must configure."""
+        leaf = _first_leaf(exc)
+        if not isinstance(leaf, UpstreamUnauthorizedError):
+            return super()._describe(exc)
+        if self.oauth.catalog_credential is None:
+            reason = (
+                f"the upstream requires authorization to list its tools ({leaf.detail}): set "
+                f"servers[{self.id}].oauth.catalog_credential to a listing token"
+            )
+        else:
+            reason = f"the upstream refused servers[{self.id}].oauth.catalog_credential ({leaf.detail})"
+        log.error("upstream %s: %s", self.id, reason)
+        return reason
 
     # ---------------------------------------------------------------------------------------- calls
 
