@@ -589,7 +589,7 @@ async def wait_ready(portico: Child, target: Target, text: str) -> None:
             if portico.popen.poll() is not None:
                 raise RuntimeError(f"portico exited with {portico.popen.returncode}:\n{portico.log_tail()}")
             try:
-                probe = Target(target.name, target.url, target.tool, "modern")
+                probe = Target(target.name, target.url, target.tool, "modern", token=target.token)
                 response = await client.post(probe.url, content=probe.body(0, text), headers=probe.headers())
                 problem = check_result(response, 0, text) or ""
                 if not problem:
