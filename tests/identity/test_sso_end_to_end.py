@@ -95,7 +95,7 @@ async def test_a_person_signs_in_through_the_idp_and_gets_the_idps_groups(
         records = await audit(running)
     assert {"echo__echo", "echo__add"} <= names
     assert not echoed.is_error
-    sso = [r for r in records if r.method == "auth/sso"]
+    sso = [r for r in records if r.method == "auth.sso"]
     assert [(r.outcome, r.subject) for r in sso] == [("ok", "okta:00u-alice")]
     calls = [r for r in records if r.method == "tools/call"]
     assert calls[-1].subject == "okta:00u-alice"

@@ -97,7 +97,7 @@ async def test_an_issued_token_lists_tools_at_its_resource_and_is_audited(config
         assert (await reading.verify(store)).ok
     finally:
         await store.close()
-    issued = [r for r in records if r.method == "auth/token_issue"]
+    issued = [r for r in records if r.method == "auth.token_issue"]
     assert len(issued) == 1
     assert issued[0].subject == "alice"
     assert issued[0].target == f"{settings.public_url}/mcp"
@@ -157,7 +157,7 @@ async def test_a_running_portico_follows_a_key_rotation_and_a_zero_grace_rotatio
         records = [r async for batch in reading.tail(store, 200) for r in batch]
     finally:
         await store.close()
-    assert [r.method for r in records].count("auth/key_rotation") == 2
+    assert [r.method for r in records].count("auth.key_rotation") == 2
 
 
 async def eventually_status(url: str, token: str, status: int) -> None:

@@ -197,6 +197,24 @@ class AuditLog:
         if self._unflushed >= self.settings.batch_max:
             self._wake.set()
 
+    def event(self, method: str, outcome: str, *, subject: str = "anonymous", **fields: Any) -> None:
+        """Record something that is not an MCP exchange — a sign-in, a token grant, a connect, an operator's
+        command — named `method` (dotted, e.g. `oauth.token`, so it never looks like a JSON-RPC method). The
+        decision follows from `outcome`: allow for ok, deny for denied, none for errors.
+
+        Raises:
+            AuditError: as `append`.
+        """
+        decision = "allow" if outcome == "ok" else "deny" if outcome == "denied" else None
+        self.append(
+            id=fields.pop("id", None) or secrets.token_hex(8),
+            subject=subject,
+            method=method,
+            outcome=outcome,
+            decision=decision,
+            **fields,
+        )
+
     def digest_args(self, arguments: Any) -> str:
         """The keyed digest of call arguments stored as `args_digest` (see `portico.audit.model`)."""
         return digest_args(self._key, arguments)

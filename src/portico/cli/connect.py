@@ -10,10 +10,7 @@ Exit codes: 0 success, 1 the user was not connected, 2 the config, database or k
 
 from __future__ import annotations
 
-import getpass
-import secrets
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,8 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from portico.audit.log import AuditLog
-from portico.cli.common import run_with_store
+from portico.cli.common import operator_name, record_operator_action, run_with_store
 from portico.config import Settings
 from portico.config import load as load_config
 from portico.store.db import Store
@@ -117,30 +113,15 @@ def disconnect_command(
 
 
 async def _record(store: Store, settings: Settings, subject: str, server_id: str) -> None:
-    """`upstream.disconnect` on a chain of this invocation's own (a running Portico holds the configured spool)."""
-    with tempfile.TemporaryDirectory(prefix="portico-cli-audit-") as spool:
-        audit_settings = settings.audit.model_copy(
-            update={"spool_dir": Path(spool), "node_id": f"cli-{secrets.token_hex(6)}"}
-        )
-        async with AuditLog(store, audit_settings) as log:
-            log.append(
-                id=secrets.token_hex(8),
-                subject=subject,
-                method="upstream.disconnect",
-                outcome="ok",
-                authenticated_by="operator",
-                server_id=server_id,
-                decision="allow",
-                reason="operator",
-                extra={"operator": _operator()},
-            )
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    await record_operator_action(
+        store,
+        settings.audit,
+        "upstream.disconnect",
+        subject=subject,
+        server_id=server_id,
+        reason="operator",
+        extra={"operator": operator_name()},
+    )
 
 
 def _with_vault(config: Path, body: Callable[[Vault], Awaitable[T]], settings: list[Settings] | None = None) -> T:

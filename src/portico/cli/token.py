@@ -5,7 +5,7 @@ The same kind of token the OAuth flow issues (an RFC 9068 JWT signed with Portic
 local user who exists and is not disabled, carrying the user's current groups, valid only at one MCP URL of
 this Portico (`--resource`, default the portal). It records no sign-in method (`amr`), so rules that need MFA
 do not match it. The token is the only thing printed on standard output (`TOKEN=$(portico token issue …)`);
-what it is good for goes to standard error. Every issue is an audit record (`auth/token_issue`) written by a
+what it is good for goes to standard error. Every issue is an audit record (`auth.token_issue`) written by a
 node of its own (`cli-…`), so it never contends with a running Portico's chain.
 
 Exit codes: 0 issued, 1 no such user (or disabled), 2 the config, resource, database or keys cannot be used.
@@ -13,9 +13,6 @@ Exit codes: 0 issued, 1 no such user (or disabled), 2 the config, resource, data
 
 from __future__ import annotations
 
-import getpass
-import secrets
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -23,8 +20,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from portico.audit.log import AuditLog
-from portico.cli.common import run_with_store
+from portico.cli.common import operator_name, record_operator_action, run_with_store
 from portico.config import Settings
 from portico.config import load as load_config
 from portico.errors import ConfigError
@@ -92,47 +88,16 @@ def issue_command(
 
 
 async def _audit(store: Store, settings: Settings, subject: str, audience: str, ttl_s: int) -> None:
-    await _record(
+    await record_operator_action(
         store,
-        settings,
-        method="auth/token_issue",
+        settings.audit,
+        "auth.token_issue",
         subject=subject,
         target=audience,
-        reason=f"issued by {_operator()} with portico token issue",
+        reason=f"issued by {operator_name()} with portico token issue",
         extra={"ttl_s": ttl_s},
         client_id=CLI_CLIENT_ID,
     )
-
-
-async def _record(
-    store: Store,
-    settings: Settings,
-    *,
-    method: str,
-    subject: str,
-    target: str,
-    reason: str,
-    extra: dict[str, object],
-    client_id: str | None = None,
-) -> None:
-    """One record on a chain of this invocation's own (a running Portico holds the configured spool)."""
-    with tempfile.TemporaryDirectory(prefix="portico-cli-audit-") as spool:
-        audit_settings = settings.audit.model_copy(
-            update={"spool_dir": Path(spool), "node_id": f"cli-{secrets.token_hex(6)}"}
-        )
-        async with AuditLog(store, audit_settings) as log:
-            log.append(
-                id=secrets.token_hex(8),
-                subject=subject,
-                method=method,
-                outcome="ok",
-                client_id=client_id,
-                authenticated_by="operator",
-                target=target,
-                decision="allow",
-                reason=reason,
-                extra=extra,
-            )
 
 
 @app.command("rotate-keys")
@@ -160,11 +125,11 @@ def rotate_keys_command(
         ring = KeyRing.open(tokens)
         previous = ring.current.kid
         fresh = ring.rotate(grace_s=grace)
-        await _record(
+        await record_operator_action(
             store,
-            settings,
-            method="auth/key_rotation",
-            subject=_operator(),
+            settings.audit,
+            "auth.key_rotation",
+            subject=operator_name(),
             target=str(tokens.key_file),
             reason=f"signing key {previous} replaced by {fresh.kid} with portico token rotate-keys",
             extra={
@@ -179,13 +144,6 @@ def rotate_keys_command(
     err.print(
         f"new signing key {kid}; the previous one verifies for {tokens.rotation_grace_s if grace is None else grace} s"
     )
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 __all__ = ["CLI_CLIENT_ID", "app"]

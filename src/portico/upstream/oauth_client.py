@@ -175,16 +175,13 @@ class OAuthClient:
         """
         if self.audit is None:
             return
-        decision = "allow" if outcome == "ok" else "deny" if outcome == "denied" else None
-        self.audit.append(
-            id=secrets.token_hex(8),
+        self.audit.event(
+            method,
+            outcome,
             subject=subject,
-            method=method,
-            outcome=outcome,
             authenticated_by=authenticated_by,
             ip=ip,
             server_id=server_id,
-            decision=decision,
             reason=reason,
             extra=extra,
         )

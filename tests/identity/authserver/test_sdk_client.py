@@ -9,12 +9,13 @@ from typing import Any
 import httpx2
 import pytest
 from mcp.client.auth import OAuthClientProvider
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 from starlette.types import Receive, Scope, Send
 
 from portico.identity.authserver.app import AuthServer
 from portico.identity.tokens import InvalidTokenError, TokenVerifier
 from tests.identity.authserver.conftest import PASSWORD, REDIRECT, hidden, query_of
+from tests.support.oauth import MemoryStorage
 
 pytestmark = pytest.mark.anyio
 
@@ -46,24 +47,6 @@ class ProtectedResource:
                 headers = [(b"www-authenticate", meta.encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-
-class MemoryStorage:
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
 
 
 async def test_the_sdk_oauth_client_registers_signs_in_and_calls_the_resource(make_harness: Any) -> None:

@@ -150,7 +150,7 @@ async def test_a_sign_in_is_audited(issuer: OidcIssuer, audit_log: AuditLog, sql
     await flushed(audit_log)
     [record] = await records(sqlite_store)
     assert (record.method, record.subject, record.outcome, record.decision) == (
-        "auth/sso", f"{PROVIDER}:00u-alice", "ok", "allow")  # fmt: skip
+        "auth.sso", f"{PROVIDER}:00u-alice", "ok", "allow")  # fmt: skip
     assert (record.target, record.authenticated_by, record.ip, record.reason) == (PROVIDER, "sso", "127.0.0.1", None)
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from portico.audit.log import AuditLog
 from portico.identity.authserver.clients import ClientRegistry
 from portico.identity.authserver.grants import GrantStore
-from portico.identity.authserver.model import ExternalLoginLink, new_secret, utc
+from portico.identity.authserver.model import ExternalLoginLink, utc
 from portico.identity.authserver.settings import AuthServerSettings
 from portico.identity.keys import KeyRing
 from portico.identity.settings import TokenSettings
@@ -80,15 +80,12 @@ class ServerContext:
         """One audit record for a login, grant, revocation or registration (no-op without an audit log)."""
         if self.audit is None:
             return
-        decision = "permit" if outcome == "ok" else "deny" if outcome == "denied" else None
-        self.audit.append(
-            id=new_secret(12),
+        self.audit.event(
+            method,
+            outcome,
             subject=subject,
-            method=method,
-            outcome=outcome,
             client_id=client_id,
             ip=ip,
-            decision=decision,
             reason=reason,
             extra=extra,
             authenticated_by="oauth",

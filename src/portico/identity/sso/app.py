@@ -5,7 +5,7 @@
 
 The authorization server mounts it in front of its own routes (`if sso.handles(path): await sso(...)`) and puts
 `sso.links(request_id)` on its login page. Every failure is an HTML page with a public sentence and a reason
-code (never a stack trace, a token or an echo of the query), and an audit record (`method: auth/sso`,
+code (never a stack trace, a token or an echo of the query), and an audit record (`method: auth.sso`,
 `outcome: denied`, `reason: <SsoFailure>`); a success is recorded as `outcome: ok` before the response leaves
 — if it cannot be recorded, the sign-in is not completed (fail closed).
 """
@@ -74,7 +74,7 @@ class SsoLogin:
     `complete_external_login` has this shape): `request` is the browser's callback request, whose cookies bind
     it to the pending authorization request `request_id`. It returns the ASGI response to send (a redirect to
     consent or to the client, or its own error page). It may raise a `PorticoError` instead: the user then sees
-    an SSO error page with its `public`. The `auth/sso` audit record says the IdP sign-in succeeded; what the
+    an SSO error page with its `public`. The `auth.sso` audit record says the IdP sign-in succeeded; what the
     authorization server then does is its own record.
 
     `state_key` (at least 32 random bytes) seals the sign-in state the browser carries to the IdP and back (see
@@ -262,15 +262,14 @@ class SsoLogin:
         if self._audit is None:
             return
         extra = {"idp_error": failure.idp_error} if failure is not None and failure.idp_error else None
-        self._audit.append(
-            id=event_id or secrets.token_hex(8),
+        self._audit.event(
+            "auth.sso",
+            "denied" if failure else "ok",
             subject=subject or "anonymous",
-            method="auth/sso",
-            outcome="denied" if failure else "ok",
+            id=event_id,
             authenticated_by="sso",
             ip=request.client.host if request.client else None,
             target=provider.settings.id,
-            decision="deny" if failure else "allow",
             reason=str(failure.reason) if failure else None,
             extra=extra,
         )
