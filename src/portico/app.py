@@ -55,6 +55,7 @@ from portico.policy import CompiledPolicy, compile_policy
 from portico.policy.settings import PolicySettings
 from portico.policy.stage import PolicyStage
 from portico.store.db import Store, open_store
+from portico.transport.cors import Cors, is_public_oauth
 from portico.transport.endpoint import McpEndpoint
 from portico.transport.guard import HostGuard
 from portico.transport.notify import ChangeHub
@@ -104,6 +105,7 @@ class Portico:
         self._refreshing: dict[str, anyio.Event] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self.guard = HostGuard(s.http, s.listen.host)
+        self.cors = Cors(self.guard)
         self.policy: CompiledPolicy = compile_policy(s.policy)  # a run-time edit assigns a new compiled policy
         self.resource_server: ResourceServer | None = None  # set by `running()` when auth is oauth
         self.auth_server: AuthServer | None = None
@@ -382,13 +384,19 @@ class Portico:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
-        if path in ("/mcp", "/mcp/"):
-            await self.endpoint(scope, receive, send, None)
+        server: str | None = None
+        match = _SERVER_PATH.match(path) if path not in ("/mcp", "/mcp/") else None
+        if path in ("/mcp", "/mcp/") or (match is not None and (server := match.group(1)) in self.pool):
+            if scope["method"] == "OPTIONS":
+                await self.cors.preflight(scope, send, mcp=True)
+            else:
+                await self.endpoint(scope, receive, self.cors.mcp_send(scope, send), server)
             return
-        match = _SERVER_PATH.match(path)
-        if match is not None and match.group(1) in self.pool:
-            await self.endpoint(scope, receive, send, match.group(1))
-            return
+        if is_public_oauth(path) and (path.startswith(PRM_PREFIX) or self.auth_server is not None):
+            if scope["method"] == "OPTIONS":
+                await self.cors.preflight(scope, send, mcp=False)
+                return
+            send = self.cors.public_send(scope, send)
         if path.startswith(PRM_PREFIX):
             await self._protected_resource_metadata(scope, send, path)
         elif self.auth_server is not None and self.auth_server.handles(path):
@@ -423,8 +431,8 @@ class Portico:
         elif document is None:
             await _json(send, 404, {"error": "not found"})
         else:
-            cors = [(b"access-control-allow-origin", b"*"), (b"cache-control", b"public, max-age=3600")]
-            await _send(send, 200, orjson.dumps(document), b"application/json", cors)
+            cache = [(b"cache-control", b"public, max-age=3600")]
+            await _send(send, 200, orjson.dumps(document), b"application/json", cache)
 
     async def _readyz(self, send: Send) -> None:
         upstreams = {u.id: u.health.to_json() for u in self.pool}

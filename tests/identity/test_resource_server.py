@@ -226,7 +226,7 @@ async def test_each_mcp_url_publishes_its_protected_resource_metadata(
     portal: Running, path: str, resource: str
 ) -> None:
     async with httpx2.AsyncClient() as http:
-        reply = await http.get(f"{portal.base}{path}")
+        reply = await http.get(f"{portal.base}{path}", headers={"origin": "https://client.example"})
     assert reply.status_code == 200
     document = reply.json()
     assert document["resource"] == f"{portal.base}{resource}"
