@@ -101,7 +101,9 @@ class DemoDrive:
         return grant.account
 
     def _mcp(self) -> MCPServer[Any]:
-        mcp: MCPServer[Any] = MCPServer("drive", version="1.0.0", instructions="Your files in Demo Drive.")
+        mcp: MCPServer[Any] = MCPServer(
+            "drive", version="1.0.0", instructions="Your files in Demo Drive.", log_level="WARNING"
+        )
 
         @mcp.tool(annotations=ToolAnnotations(read_only_hint=True))
         def list_files(ctx: Context) -> list[dict[str, Any]]:

@@ -21,7 +21,9 @@ from starlette.types import Receive, Scope, Send
 
 
 def notes_server() -> MCPServer[Any]:
-    server: MCPServer[Any] = MCPServer("notes", version="1.0.0", instructions="A small shared note store.")
+    server: MCPServer[Any] = MCPServer(
+        "notes", version="1.0.0", instructions="A small shared note store.", log_level="WARNING"
+    )
     notes: dict[int, dict[str, str]] = {}
     ids = itertools.count(1)
 
@@ -58,7 +60,9 @@ def notes_server() -> MCPServer[Any]:
 
 
 def tickets_server() -> MCPServer[Any]:
-    server: MCPServer[Any] = MCPServer("tickets", version="2.1.0", instructions="The team's ticket tracker.")
+    server: MCPServer[Any] = MCPServer(
+        "tickets", version="2.1.0", instructions="The team's ticket tracker.", log_level="WARNING"
+    )
     tickets: dict[str, dict[str, str]] = {
         "T-1": {"title": "VPN drops every hour", "status": "open", "assignee": "sam"},
         "T-2": {"title": "Printer on 3rd floor jams", "status": "closed", "assignee": "alex"},
@@ -99,7 +103,7 @@ def tickets_server() -> MCPServer[Any]:
 
 
 def weather_server() -> MCPServer[Any]:
-    server: MCPServer[Any] = MCPServer("weather", version="0.9.0")
+    server: MCPServer[Any] = MCPServer("weather", version="0.9.0", log_level="WARNING")
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True))
     def forecast(city: str, days: int = 3) -> list[dict[str, Any]]:
