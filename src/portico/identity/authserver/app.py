@@ -1,14 +1,15 @@
 """`AuthServer`: Portico's embedded OAuth 2.1 authorization server, as one ASGI application.
 
 Sits beside the MCP endpoint: Portico's router asks `handles(path)` and hands matching requests here. Below it:
-`browser` (authorize, sign-in, consent), `issuance` (token, revoke), `clients` and `cimd` (who the clients
-are), `grants` (state in the store), `pages` (HTML). Imports `portico.identity` (tokens, keys, users, login),
-`portico.store`, `portico.audit`; never the pipeline or `portico.config`.
+`browser` (authorize, sign-in, consent), `account` (self-service TOTP), `issuance` (token, revoke), `clients` and
+`cimd` (who the clients are), `grants` (state in the store), `pages` (HTML). Imports `portico.identity` (tokens,
+keys, users, login), `portico.store`, `portico.audit`; never the pipeline or `portico.config`.
 
     GET  /.well-known/oauth-authorization-server[/<issuer path>]   RFC 8414 metadata
     GET  /oauth/jwks.json                                          the signing keys
     GET  /oauth/authorize   POST /oauth/token   POST /oauth/revoke   POST /oauth/register
     GET|POST /login   POST /login/otp   GET|POST /consent   GET|POST /logout
+    GET /account/security   POST /account/security/totp/{enrol,confirm,remove}      self-service TOTP (`account`)
 
 Every path is under the issuer's path (none by default). Revocations are kept in memory for the resource
 server's synchronous `is_revoked(jti)`; `run()` (started in Portico's task group) reloads them from the
@@ -29,6 +30,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from portico.audit.log import AuditLog
+from portico.identity.authserver.account import SECURITY_PATH, AccountPages
 from portico.identity.authserver.browser import BrowserFlow
 from portico.identity.authserver.cimd import HttpClientFactory, MetadataFetcher
 from portico.identity.authserver.clients import ClientRegistry, parse_registration
@@ -84,6 +86,7 @@ class AuthServer:
             clock=clock,
         )
         self._flow = BrowserFlow(self.ctx)
+        self._account = AccountPages(self.ctx)
         self._tokens = TokenEndpoint(self.ctx, self._flow)
         self._registrations: dict[str, deque[float]] = {}
         p = self.ctx.path
@@ -102,6 +105,10 @@ class AuthServer:
             ("POST", p("/consent")): self._flow.consent_submit,
             ("GET", p("/logout")): self._flow.logout,
             ("POST", p("/logout")): self._flow.logout,
+            ("GET", p(SECURITY_PATH)): self._account.security_page,
+            ("POST", p(SECURITY_PATH + "/totp/enrol")): self._account.enrol,
+            ("POST", p(SECURITY_PATH + "/totp/confirm")): self._account.confirm,
+            ("POST", p(SECURITY_PATH + "/totp/remove")): self._account.remove,
         }
         if settings.dynamic_registration:
             routes[("POST", p("/oauth/register"))] = self._register

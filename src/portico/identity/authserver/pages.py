@@ -1,4 +1,5 @@
-"""Server-rendered pages of the authorization server: sign-in, second factor, consent, errors, signed out.
+"""Server-rendered pages of the authorization server: sign-in, second factor, consent, errors, signed out, and
+account security (enrolling an authenticator app, with its QR code as inline SVG: no image is fetched).
 
 No JavaScript and no external assets: one inline stylesheet, allowed by a hash-free `style-src 'unsafe-inline'`
 only for styles (scripts are refused outright by the CSP). Every value is HTML-escaped; every form carries the
@@ -60,7 +61,8 @@ _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#222}"
     "h1{font-size:1.4rem}label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]"
     "{width:100%;padding:.4rem;box-sizing:border-box}button{margin:1rem .5rem 0 0;padding:.4rem 1rem}"
-    ".error{color:#a00}.muted{color:#666;font-size:.9rem}code{word-break:break-all}"
+    ".error{color:#a00}.muted{color:#666;font-size:.9rem}code{word-break:break-all}h2{font-size:1.1rem}"
+    ".qr svg{display:block;margin:1rem 0}"
 )
 
 
@@ -164,4 +166,86 @@ def logout_page(csrf: str, *, base: str = "") -> str:
         "Sign out",
         f'<form method="post" action="{escape(base)}/logout"><input type="hidden" name="csrf" value="{escape(csrf)}">'
         '<button type="submit">Sign out</button></form>',
+    )
+
+
+# ------------------------------------------------------------------------------------ account security
+
+
+def _account_form(action: str, csrf: str, fields: str, button: str, *, base: str) -> str:
+    return (
+        f'<form method="post" action="{escape(base)}{action}">'
+        f'<input type="hidden" name="csrf" value="{escape(csrf)}">{fields}'
+        f'<button type="submit">{escape(button)}</button></form>'
+    )
+
+
+_PASSWORD_FIELD = (
+    '<label for="password">Password</label>'
+    '<input type="password" id="password" name="password" autocomplete="current-password" required>'
+)
+_CODE_FIELD = (
+    '<label for="code">Code</label>'
+    '<input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" '
+    'pattern="[0-9]{6}" maxlength="6" required>'
+)
+
+
+def account_sign_in_needed_page() -> str:
+    return page(
+        "Account security",
+        "<p>You are not signed in to Portico in this browser.</p>"
+        "<p>Sign in from your MCP client (connect it to Portico and complete the sign-in in this browser), "
+        "then come back to this page.</p>",
+    )
+
+
+def account_external_page(user: str, idp: str) -> str:
+    return page(
+        "Account security",
+        f"<p>You are signed in as <strong>{escape(user)}</strong> through <code>{escape(idp)}</code>.</p>"
+        "<p>Your second factor is managed by your identity provider, not by Portico.</p>",
+    )
+
+
+def account_page(
+    user: str, totp: str, csrf: str, *, error: str | None = None, notice: str | None = None, base: str = ""
+) -> str:
+    """`totp`: "active", "pending" or "none" (as `User.mfa`)."""
+    top = f"<p>Signed in as <strong>{escape(user)}</strong>.</p>{_error(error)}"
+    if notice:
+        top += f'<p role="status">{escape(notice)}</p>'
+    if totp == "active":
+        body = (
+            "<h2>Authenticator app</h2><p>Status: <strong>active</strong>. Sign-in asks for a code from it.</p>"
+            "<p>To remove it, confirm with your password and a current code.</p>"
+            + _account_form(
+                "/account/security/totp/remove", csrf, _PASSWORD_FIELD + _CODE_FIELD, "Remove authenticator", base=base
+            )
+        )
+    else:
+        body = (
+            "<h2>Authenticator app</h2><p>Status: <strong>not set up</strong>. Sign-in asks for your password only.</p>"
+            + _account_form("/account/security/totp/enrol", csrf, "", "Set up an authenticator app", base=base)
+        )
+    return page("Account security", top + body)
+
+
+def totp_enrol_page(uri: str | None, qr_svg: str | None, csrf: str, *, error: str | None = None, base: str = "") -> str:
+    """The enrolment step: the provisioning URI as a QR code (`qr_svg`, trusted inline SVG made here) and as
+    text, then the confirmation form. Without `uri` (after a refused code) only the form is shown."""
+    shown = ""
+    if uri is not None:
+        shown = (
+            "<p>Scan this code with your authenticator app:</p>"
+            f'<div class="qr">{qr_svg or ""}</div>'
+            f'<p class="muted">Or enter this address in the app: <code>{escape(uri)}</code></p>'
+        )
+    fields = _CODE_FIELD.replace("required>", "required autofocus>") + _PASSWORD_FIELD
+    again = _account_form("/account/security/totp/enrol", csrf, "", "Start again with a new code", base=base)
+    return page(
+        "Set up an authenticator app",
+        f"{_error(error)}{shown}<p>Then enter the 6-digit code it shows, and your password, to turn it on.</p>"
+        + _account_form("/account/security/totp/confirm", csrf, fields, "Turn on", base=base)
+        + again,
     )
