@@ -6,21 +6,27 @@ denied the others, and the audit log names the rule and the reason."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from typer.testing import CliRunner
 
 from portico.audit import verify as reading
+from portico.cli.user import app as user_app
 from portico.identity.passwords import Argon2Params, PasswordHasher
 from portico.identity.users import UserDirectory
-from tests.support.oauth import MemoryStorage, signing_in_as
+from tests.support.browser import FormBrowser
+from tests.support.oauth import REDIRECT, MemoryStorage, signing_in_as
 from tests.support.portico import Running, make_settings, serve
 from tests.support.wire import modern_call
 from tests.upstreams.launch import stdio_argv
@@ -165,3 +171,85 @@ async def test_a_revoked_access_token_is_refused_at_once_and_a_revoked_refresh_t
     assert "revoked" in refused.json()["error_description"]
     assert renewed.status_code == 400
     assert renewed.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.requirement("identity:disable-user-ends-access")
+async def test_disabling_a_user_revokes_their_tokens_and_their_browser_session_mints_no_new_ones(
+    portal: Running, tmp_path: Path
+) -> None:
+    storage = MemoryStorage()
+    async with connected(portal, "alice", "2026-07-28", storage) as client:
+        await client.list_tools()
+    assert storage.tokens is not None
+    assert storage.client is not None
+    async with FormBrowser(stop_at=REDIRECT) as browser:
+        page = await browser.open(authorize_url(portal, storage.client.client_id))
+        page = await browser.submit(page.form("password"), {"username": "alice", "password": PASSWORDS["alice"]})
+        await browser.submit(page.form("decision"), button="approve")  # the browser now has a sign-in session
+
+        settings = portal.portico.settings
+        config = tmp_path / "cli.yaml"
+        config.write_text(f"store: {{url: '{settings.store.url}'}}\nvault: {{key_file: '{settings.vault.key_file}'}}\n")
+        disabled = await anyio.to_thread.run_sync(
+            lambda: CliRunner().invoke(user_app, ["disable", "alice", "--config", str(config)])
+        )
+        assert disabled.exit_code == 0, disabled.output
+        assert "revoked" in disabled.stderr
+
+        body, headers = modern_call("tools/list", {})
+        bearer = {**headers, "authorization": f"Bearer {storage.tokens.access_token}"}
+        async with httpx2.AsyncClient() as http:
+
+            async def refused() -> bool:
+                return (await http.post(portal.url, content=body, headers=bearer)).status_code == 401
+
+            for _ in range(150):  # the running Portico polls revocations every few seconds
+                if await refused():
+                    break
+                await anyio.sleep(0.2)
+            else:
+                raise AssertionError("the revoked access token was still accepted after 30 s")
+            renewed = await http.post(
+                f"{portal.base}/oauth/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": storage.tokens.refresh_token,
+                    "client_id": storage.client.client_id,
+                },
+            )
+        assert renewed.status_code == 400
+
+        # The sign-in session outlives the change; the code it gets must not become a token.
+        page = await browser.open(authorize_url(portal, storage.client.client_id))
+        page = await browser.submit(page.form("decision"), button="approve")
+        exchanged = await browser.http.post(
+            f"{portal.base}/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": page.callback_params["code"],
+                "redirect_uri": REDIRECT,
+                "client_id": storage.client.client_id,
+                "code_verifier": VERIFIER,
+                "resource": portal.url,
+            },
+        )
+    assert exchanged.status_code == 400
+    assert exchanged.json()["error"] == "invalid_grant"
+
+
+VERIFIER = "a" * 64
+
+
+def authorize_url(portal: Running, client_id: str) -> str:
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
+    query = httpx2.QueryParams(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "resource": portal.url,
+        }
+    )
+    return f"{portal.base}/oauth/authorize?{query}"

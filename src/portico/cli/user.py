@@ -23,6 +23,7 @@ from portico.cli.common import run_with_store
 from portico.config import Settings
 from portico.config import load as load_config
 from portico.errors import PorticoError
+from portico.identity.authserver.grants import GrantStore
 from portico.identity.totp import TotpEnrolmentError
 from portico.identity.users import User, UserDirectory, UserNotFoundError
 from portico.store.db import Store
@@ -144,12 +145,16 @@ def remove_group_command(
 
 @app.command("disable")
 def disable_command(config: ConfigOption, username: UsernameArgument) -> None:
-    """Refuse every further sign-in of a user."""
+    """Refuse every further sign-in of a user and revoke their tokens (Portico stops accepting them within
+    seconds)."""
 
-    async def run(users: UserDirectory) -> None:
+    async def run(users: UserDirectory) -> int:
         await users.disable_user(username)
+        subject = (await users.get_user(username)).subject
+        return len(await GrantStore(users.store).revoke_subject(subject, datetime.now(UTC)))
 
-    _with_users(config, run)
+    revoked = _with_users(config, run)
+    err.print(f"disabled {escape(username)}; {revoked} live access token(s) revoked, refresh tokens ended")
     err.print(f"disabled {escape(username.lower())}")
 
 

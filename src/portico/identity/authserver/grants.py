@@ -344,6 +344,18 @@ class GrantStore:
             await self._record_revocation(conn, row.jti, row.expires_at, now)
         return [row.jti for row in rows]
 
+    async def revoke_subject(self, subject: str, now: datetime) -> list[str]:
+        """Revoke every live grant of a person (all their clients): refresh tokens stop working, live access
+        tokens are revoked (returned). Running Portico processes pick the revocations up within their poll."""
+        async with self._tx() as conn:
+            families = select(oauth_families.c.id).where(
+                oauth_families.c.subject == subject, oauth_families.c.revoked_at.is_(None)
+            )
+            revoked: list[str] = []
+            for family_id in (await conn.execute(families)).scalars().all():
+                revoked += await self._revoke_family(conn, family_id, now)
+            return revoked
+
     async def revoke_access(self, jti: str, expires_at: datetime, now: datetime) -> None:
         async with self._tx() as conn:
             await self._record_revocation(conn, jti, expires_at, now)

@@ -150,8 +150,10 @@ class TokenEndpoint:
             raise OAuthError("invalid_target", "resource differs from the authorized one")
         family_expires = now + timedelta(seconds=ctx.settings.refresh_ttl_s)
         await ctx.grants.start_family(grant, now, family_expires)
+        # A sign-in session may outlive a change to the account: disabled since, or in other groups now.
+        identity = await self._current_identity(grant.identity, grant.family_id)
         issued = await self._issue(
-            client, grant.family_id, grant.identity, grant.scope, grant.resource, family_expires.timestamp()
+            client, grant.family_id, identity, grant.scope, grant.resource, family_expires.timestamp()
         )
         ctx.audit_event(
             "oauth.token",
@@ -211,7 +213,8 @@ class TokenEndpoint:
         return issued
 
     async def _current_identity(self, identity: LoginIdentity, family_id: str) -> LoginIdentity:
-        """A local user's groups re-read at each refresh; a disabled or deleted user's family is revoked."""
+        """A local user's groups re-read at each code exchange and refresh; a disabled or deleted user's family
+        is revoked."""
         if identity.idp != "local":
             return identity
         try:
