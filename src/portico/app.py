@@ -417,11 +417,16 @@ class Portico:
             await _json(send, 404, {"error": "not found"})
 
     async def _browser_facing(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        """Sign-in pages and OAuth endpoints: the same Host check as the MCP endpoint (DNS rebinding)."""
+        """Sign-in pages and OAuth endpoints: the same Host check as the MCP endpoint (DNS rebinding), and the
+        client's address as the connection context resolves it (X-Forwarded-For only from trusted proxies)."""
         if not self.guard.host_ok(_header(scope, b"host")):
             await _send(send, 421, b"Invalid Host header", b"text/plain")
-        else:
-            await app(scope, receive, send)
+            return
+        if self.context is not None:  # the client's address behind trusted proxies, for throttles and the audit
+            facts = await self.context.resolve(scope)
+            if facts.ip is not None:
+                scope = {**scope, "client": (facts.ip, 0)}
+        await app(scope, receive, send)
 
     async def _protected_resource_metadata(self, scope: Scope, send: Send, path: str) -> None:
         """RFC 9728 metadata, readable from any origin (browser-based clients discover it cross-origin)."""

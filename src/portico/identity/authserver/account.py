@@ -31,7 +31,7 @@ from portico.errors import PorticoError
 from portico.identity.authserver import pages
 from portico.identity.authserver.context import SESSION_COOKIE, ServerContext
 from portico.identity.authserver.model import OAuthError, digest
-from portico.identity.authserver.web import html, html_error, read_form, redirect
+from portico.identity.authserver.web import client_ip, html, html_error, read_form, redirect
 from portico.identity.login import LoginIdentity
 from portico.identity.totp import TotpEnrolmentError
 from portico.identity.users import AuthFailure, AuthResult, UserNotFoundError
@@ -182,7 +182,7 @@ class AccountPages:
             return None, None, html_error("Malformed request.")
         account = await self._account(request)
         if account is None:
-            self.ctx.audit_event(action, "denied", ip=_ip(request), reason="no_session")
+            self.ctx.audit_event(action, "denied", ip=client_ip(request), reason="no_session")
             return None, None, html(pages.account_sign_in_needed_page(), 401)
         identity = account.identity
         if not hmac.compare_digest(form.get("csrf", "").encode(), account.csrf.encode()):
@@ -246,9 +246,5 @@ class AccountPages:
         self, request: Request, action: str, outcome: str, identity: LoginIdentity, reason: str | None = None
     ) -> None:
         self.ctx.audit_event(
-            action, outcome, subject=identity.subject, ip=_ip(request), reason=reason, extra={"idp": identity.idp}
+            action, outcome, subject=identity.subject, ip=client_ip(request), reason=reason, extra={"idp": identity.idp}
         )
-
-
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client is not None else None

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
@@ -39,7 +38,7 @@ from portico.identity.authserver.grants import GrantStore
 from portico.identity.authserver.issuance import TokenEndpoint
 from portico.identity.authserver.model import AUTH_METHODS, ExternalLoginLink, OAuthError
 from portico.identity.authserver.settings import AuthServerSettings
-from portico.identity.authserver.web import html_error, json_response, oauth_error_response, read_json
+from portico.identity.authserver.web import SlidingWindow, html_error, json_response, oauth_error_response, read_json
 from portico.identity.keys import KeyRing
 from portico.identity.login import LoginIdentity
 from portico.identity.settings import TokenSettings
@@ -88,7 +87,7 @@ class AuthServer:
         self._flow = BrowserFlow(self.ctx)
         self._account = AccountPages(self.ctx)
         self._tokens = TokenEndpoint(self.ctx, self._flow)
-        self._registrations: dict[str, deque[float]] = {}
+        self._registrations = SlidingWindow(settings.registrations_per_minute, 60.0)
         p = self.ctx.path
         routes: dict[tuple[str, str], Handler] = {
             ("GET", METADATA_PATH + self.ctx.base_path): self._metadata,
@@ -255,14 +254,7 @@ class AuthServer:
         return json_response(response, 201)
 
     def _registration_allowed(self, ip: str) -> bool:
-        now = time.monotonic()
-        window = self._registrations.setdefault(ip, deque())
-        while window and window[0] <= now - 60:
-            window.popleft()
-        if len(window) >= self.ctx.settings.registrations_per_minute:
+        if self._registrations.full(ip):
             return False
-        window.append(now)
-        if len(self._registrations) > 10_000:  # bounded: forget idle addresses
-            for key in [k for k, v in self._registrations.items() if not v]:
-                del self._registrations[key]
+        self._registrations.record(ip)
         return True

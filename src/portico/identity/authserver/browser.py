@@ -39,7 +39,15 @@ from portico.identity.authserver.model import (
     new_secret,
 )
 from portico.identity.authserver.settings import SCOPE_TOKEN
-from portico.identity.authserver.web import html, html_error, read_form, redirect, single_values
+from portico.identity.authserver.web import (
+    SlidingWindow,
+    client_ip,
+    html,
+    html_error,
+    read_form,
+    redirect,
+    single_values,
+)
 from portico.identity.login import LoginIdentity
 from portico.identity.users import AuthFailure
 
@@ -75,6 +83,16 @@ class BrowserFlow:
 
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
+        settings = ctx.settings
+        self._failures = SlidingWindow(settings.failed_sign_ins_per_address, settings.failed_sign_in_window_s)
+
+    def _throttled(self, pending: PendingRequest, ip: str | None) -> Response | None:
+        """A refusal when this address has failed to sign in too often lately (checked before any password)."""
+        if ip is None or not self._failures.full(ip):
+            return None
+        self.ctx.audit_event("oauth.login", "denied", client_id=pending.client_id, ip=ip, reason="throttled")
+        page = pages.error_page("Too many failed sign-ins from your network. Try again in a few minutes.")
+        return html(page, 429, headers=pages.security_headers(pending.redirect_uri))
 
     # ------------------------------------------------------------------------------------ authorize
 
@@ -101,7 +119,7 @@ class BrowserFlow:
         try:
             scope, resource, challenge = self._validate(q, client)
         except OAuthError as exc:
-            ctx.audit_event("oauth.authorize", "denied", client_id=client_id, ip=_ip(request), reason=exc.error)
+            ctx.audit_event("oauth.authorize", "denied", client_id=client_id, ip=client_ip(request), reason=exc.error)
             return redirect(self._error_location(redirect_uri, exc, state))
         browser = request.cookies.get(BROWSER_COOKIE)
         if not browser or len(browser) > 64:
@@ -216,8 +234,10 @@ class BrowserFlow:
         username, password = form.get("username", "").strip(), form.get("password", "")
         if not username or not password or len(username) > 128 or len(password) > 1024:
             return self._login_form(pending, "Enter your username and password.", username[:128])
+        ip = client_ip(request)
+        if (refused := self._throttled(pending, ip)) is not None:
+            return refused
         result = await self.ctx.users.authenticate(username, password)
-        ip = _ip(request)
         if result.failure is AuthFailure.MFA_REQUIRED:
             sealed = seal_password(password, request.cookies.get(BROWSER_COOKIE, ""), pending.id)
             await self.ctx.grants.advance_request(pending.id, "otp", username=username.lower(), sealed_password=sealed)
@@ -225,6 +245,8 @@ class BrowserFlow:
         if not result.ok or result.subject is None:
             failure = result.failure or AuthFailure.BAD_CREDENTIALS
             self.ctx.audit_event("oauth.login", "denied", client_id=pending.client_id, ip=ip, reason=failure.value)
+            if ip is not None:
+                self._failures.record(ip)
             message = failure.public if failure is AuthFailure.DISABLED else _GENERIC_LOGIN_FAILURE
             return self._login_form(pending, message, username[:128])
         identity = LoginIdentity(
@@ -240,13 +262,17 @@ class BrowserFlow:
             return redirect(add_query(self.ctx.path("/login"), {"request": pending.id}))
         password = open_password(pending.sealed_password, request.cookies.get(BROWSER_COOKIE, ""), pending.id)
         code = form.get("code", "").strip()
-        ip = _ip(request)
+        ip = client_ip(request)
         if password is None:
             await self.ctx.grants.advance_request(pending.id, "login")
             return self._login_form(pending, "Please sign in again.")
+        if (refused := self._throttled(pending, ip)) is not None:
+            return refused
         result = await self.ctx.users.authenticate(pending.username, password, code[:16])
         if result.failure is AuthFailure.BAD_OTP or result.failure is AuthFailure.MFA_REQUIRED:
             self.ctx.audit_event("oauth.login", "denied", client_id=pending.client_id, ip=ip, reason="bad_otp")
+            if ip is not None:
+                self._failures.record(ip)
             page = pages.otp_page(pending.id, pending.csrf, error=AuthFailure.BAD_OTP.public, base=self.ctx.base_path)
             return html(page, 401, headers=pages.security_headers(pending.redirect_uri))
         if not result.ok or result.subject is None:
@@ -285,7 +311,7 @@ class BrowserFlow:
             "ok",
             subject=identity.subject,
             client_id=pending.client_id,
-            ip=_ip(request),
+            ip=client_ip(request),
             extra={"amr": list(identity.amr), "idp": identity.idp},
         )
         response = await self._signed_in(pending, identity)
@@ -341,7 +367,7 @@ class BrowserFlow:
                 "denied",
                 subject=identity.subject,
                 client_id=pending.client_id,
-                ip=_ip(request),
+                ip=client_ip(request),
                 reason="access_denied",
             )
             error = OAuthError("access_denied", "The user denied the request")
@@ -388,7 +414,7 @@ class BrowserFlow:
             identity = await self.ctx.grants.session(session_id, self.ctx.now(), self._idle())
             await self.ctx.grants.end_session(session_id)
             if identity is not None:
-                self.ctx.audit_event("oauth.logout", "ok", subject=identity.subject, ip=_ip(request))
+                self.ctx.audit_event("oauth.logout", "ok", subject=identity.subject, ip=client_ip(request))
         response = html(pages.signed_out_page())
         response.delete_cookie(
             SESSION_COOKIE,
@@ -437,7 +463,3 @@ class BrowserFlow:
         if not hmac.compare_digest(form.get("csrf", "").encode(), pending.csrf.encode()):
             return None, None, html_error("The form has expired. Reload the page and try again.", 403)
         return pending, form, problem
-
-
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client is not None else None

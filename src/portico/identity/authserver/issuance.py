@@ -22,7 +22,7 @@ from starlette.responses import Response
 from portico.identity.authserver.browser import BrowserFlow
 from portico.identity.authserver.context import ServerContext
 from portico.identity.authserver.model import Client, IssuedTokens, OAuthError, new_secret, pkce_matches, utc
-from portico.identity.authserver.web import json_response, oauth_error_response, read_form
+from portico.identity.authserver.web import client_ip, json_response, oauth_error_response, read_form
 from portico.identity.login import LoginIdentity
 from portico.identity.tokens import InvalidTokenError, TokenVerifier
 from portico.identity.users import UserError, UserNotFoundError
@@ -109,7 +109,11 @@ class TokenEndpoint:
         if client.confidential:
             if secret is None or not client.secret_matches(secret):
                 self.ctx.audit_event(
-                    "oauth.client_auth", "denied", client_id=client.client_id, ip=_ip(request), reason="bad_secret"
+                    "oauth.client_auth",
+                    "denied",
+                    client_id=client.client_id,
+                    ip=client_ip(request),
+                    reason="bad_secret",
                 )
                 raise OAuthError("invalid_client", "Client authentication failed", status=401, detail="bad secret")
             method = "client_secret_basic" if header is not None else "client_secret_post"
@@ -131,7 +135,7 @@ class TokenEndpoint:
                 "oauth.code_replay",
                 "denied",
                 client_id=client.client_id,
-                ip=_ip(request),
+                ip=client_ip(request),
                 reason="authorization code reused: tokens issued from it revoked",
             )
             await self.sync_revocations()
@@ -160,7 +164,7 @@ class TokenEndpoint:
             "ok",
             subject=grant.identity.subject,
             client_id=client.client_id,
-            ip=_ip(request),
+            ip=client_ip(request),
             extra={"grant_type": "authorization_code", "resource": grant.resource},
         )
         return issued
@@ -177,7 +181,7 @@ class TokenEndpoint:
                 "oauth.refresh_reuse",
                 "denied",
                 client_id=client.client_id,
-                ip=_ip(request),
+                ip=client_ip(request),
                 reason="refresh token reused: family revoked",
             )
             await self.sync_revocations()
@@ -207,7 +211,7 @@ class TokenEndpoint:
             "ok",
             subject=identity.subject,
             client_id=client.client_id,
-            ip=_ip(request),
+            ip=client_ip(request),
             extra={"grant_type": "refresh_token", "resource": family.resource},
         )
         return issued
@@ -249,7 +253,7 @@ class TokenEndpoint:
             "ok",
             subject=client.subject,
             client_id=client.client_id,
-            ip=_ip(request),
+            ip=client_ip(request),
             extra={"grant_type": "client_credentials", "resource": resource},
         )
         return IssuedTokens(access_token=access, expires_in=self.ctx.tokens.access_ttl_s, scope=scope)
@@ -324,7 +328,7 @@ class TokenEndpoint:
                     "oauth.revoke",
                     "ok",
                     client_id=client.client_id,
-                    ip=_ip(request),
+                    ip=client_ip(request),
                     extra={"token_type": "refresh_token", "access_tokens_revoked": len(jtis)},
                 )
         return json_response({})
@@ -346,10 +350,6 @@ class TokenEndpoint:
             "ok",
             subject=verified.subject,
             client_id=client.client_id,
-            ip=_ip(request),
+            ip=client_ip(request),
             extra={"token_type": "access_token"},
         )
-
-
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client is not None else None

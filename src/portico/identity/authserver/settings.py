@@ -124,6 +124,14 @@ class AuthServerSettings(BaseModel):
     registrations_per_minute: int = Field(
         30, ge=1, description="Dynamic registrations accepted per minute from one address."
     )
+    failed_sign_ins_per_address: int = Field(
+        30,
+        ge=1,
+        description="Failed sign-ins (wrong password or code) from one client address within "
+        "`failed_sign_in_window_s` before that address is refused for a while, whatever account it tries "
+        "(password spraying; per-account lockout is `identity.users.max_failed_logins`).",
+    )
+    failed_sign_in_window_s: int = Field(300, ge=10, description="The window of `failed_sign_ins_per_address`.")
     client_id_metadata_documents: bool = Field(
         True,
         description="Accept https URLs as client ids and fetch the client's metadata from them (Client ID "

@@ -7,7 +7,9 @@ parameters must not be included more than once).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -78,6 +80,39 @@ def json_response(body: Mapping[str, Any], status: int = 200, headers: Mapping[s
 def oauth_error_response(exc: OAuthError, headers: Mapping[str, str] | None = None) -> Response:
     """RFC 6749 §5.2: a JSON error body."""
     return json_response({"error": exc.error, "error_description": exc.public}, exc.status, headers)
+
+
+class SlidingWindow:
+    """Events per key in the last `window_s` seconds, bounded in memory (per process). For rate limits such as
+    registrations or failed sign-ins per client address."""
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._clock = clock
+        self._events: dict[str, deque[float]] = {}
+
+    def full(self, key: str) -> bool:
+        """Whether `key` has reached the limit (nothing is recorded)."""
+        return len(self._live(key)) >= self.limit
+
+    def record(self, key: str) -> None:
+        self._live(key).append(self._clock())
+        if len(self._events) > 10_000:  # forget idle keys
+            for idle in [k for k, v in self._events.items() if not v]:
+                del self._events[idle]
+
+    def _live(self, key: str) -> deque[float]:
+        events = self._events.setdefault(key, deque())
+        horizon = self._clock() - self.window_s
+        while events and events[0] <= horizon:
+            events.popleft()
+        return events
+
+
+def client_ip(request: Request) -> str | None:
+    """The client's address: Portico's router puts the address resolved behind trusted proxies here."""
+    return request.client.host if request.client is not None else None
 
 
 def html(content: str, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
