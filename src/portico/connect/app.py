@@ -240,7 +240,7 @@ calls you make through Portico to this server use your own authorization.</p>
         ticket = keys.verify(ticket_text, server.id, self.client.clock())
         await self._require_subject(request, ticket.subject, attempt)
         self._check_csrf(request, csrf, ticket.nonce, "This form has expired: open the connect link again.")
-        self.client.ledger.spend(ticket, self.client.clock())
+        await self.client.ledger.spend(ticket, self.client.clock())
         if action != "connect":
             self._record(attempt, "denied", server, "cancelled")
             return _page("Cancelled", f"{e_(_title(server))} was not connected. You can close this page.", 200)

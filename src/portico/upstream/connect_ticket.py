@@ -25,23 +25,26 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from portico.errors import PorticoError
+from portico.store.db import Store, StoreError
+from portico.upstream.connect_tables import connect_tickets
 
 _TICKET_INFO = b"portico-connect-ticket/1"
 _STATE_INFO = b"portico-connect-state/1"
 _CSRF_INFO = b"portico-connect-csrf/1"
 _NONCE_BYTES = 12
 MAX_TICKET_CHARS = 2048
-MAX_SPENT = 100_000
 
 
 class ConnectError(PorticoError):
@@ -213,18 +216,25 @@ def csrf_cookie_name(secure: bool) -> str:
 
 
 class TicketLedger:
-    """Spent ticket nonces, remembered until the ticket would have expired anyway (bounded; per process)."""
+    """Spent ticket nonces in the store (`connect_tickets`): a ticket is single use across every process on it,
+    remembered (as a hash) until the ticket would have expired anyway."""
 
-    def __init__(self, max_entries: int = MAX_SPENT) -> None:
-        self._spent: OrderedDict[str, float] = OrderedDict()
-        self._max = max_entries
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
-    def spend(self, ticket: Ticket, now: float) -> None:
+    async def spend(self, ticket: Ticket, now: float) -> None:
         """Raises:
-        ConnectError: the ticket was already used.
+        ConnectError: the ticket was already used (here or on another replica).
+        StoreError: the database failed (the connect page answers an error: fail closed).
         """
-        while self._spent and (next(iter(self._spent.values())) <= now or len(self._spent) >= self._max):
-            self._spent.popitem(last=False)
-        if ticket.nonce in self._spent:
-            raise ConnectError(reason="ticket_replayed", detail="ticket replayed")
-        self._spent[ticket.nonce] = ticket.expires_at
+        table = connect_tickets
+        nonce_hash = hashlib.sha256(ticket.nonce.encode()).hexdigest()
+        try:
+            async with self._store.engine.begin() as conn:
+                await conn.execute(delete(table).where(table.c.expires_at <= datetime.fromtimestamp(now, UTC)))
+                expires = datetime.fromtimestamp(ticket.expires_at, UTC)
+                await conn.execute(insert(table).values(nonce_hash=nonce_hash, expires_at=expires))
+        except IntegrityError as exc:
+            raise ConnectError(reason="ticket_replayed", detail="ticket replayed") from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(detail=f"connect ticket ledger: {exc}") from exc

@@ -131,7 +131,7 @@ class OAuthClient:
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self.secure = self.public_url.startswith("https://")
-        self.ledger = TicketLedger()
+        self.ledger = TicketLedger(vault.store)
         self._http = http or httpx2.AsyncClient(follow_redirects=False, timeout=10.0)
         self._keys: ConnectKeys | None = None
         self._auth: dict[str, tuple[float, UpstreamAuth]] = {}

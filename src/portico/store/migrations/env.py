@@ -20,6 +20,7 @@ from portico.identity import user_tables as _identity_tables  # noqa: F401  (reg
 from portico.identity.authserver import tables as _oauth_tables  # noqa: F401  (registers the oauth_* tables)
 from portico.store.settings import StoreSettings
 from portico.store.tables import metadata
+from portico.upstream import connect_tables as _connect_tables  # noqa: F401  (registers connect_tickets)
 from portico.vault import tables as _vault_tables  # noqa: F401  (registers vault_secrets on metadata)
 
 
