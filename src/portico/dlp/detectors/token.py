@@ -1,0 +1,64 @@
+"""Vendor API tokens recognised by their documented prefixes and shapes.
+
+| name | shape |
+| --- | --- |
+| `github_token` | `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_` + 36 alphanumerics; `github_pat_` + 22 + `_` + 59 |
+| `gitlab_token` | `glpat-` + at least 20 of `[A-Za-z0-9_.-]` |
+| `slack_token` | `xoxa-`/`xoxb-`/`xoxp-`/`xoxr-` + digit groups + an alphanumeric tail |
+| `stripe_key` | `sk_live_`/`rk_live_` + at least 24 alphanumerics |
+| `anthropic_key` | `sk-ant-` + at least 32 of `[A-Za-z0-9_-]` |
+| `openai_key` | `sk-proj-`/`sk-svcacct-`/`sk-admin-` + 40+ of `[A-Za-z0-9_-]`; legacy `sk-` + 48 alphanumerics |
+
+Every token must stand alone (no token character directly before or after) and its random part must contain
+both letters and digits, so identifiers such as `sk-learn-regression-models` are not tokens.
+"""
+
+from __future__ import annotations
+
+import re
+
+from portico.dlp.detectors.pattern import PatternDetector
+
+_EDGE_BEFORE = r"(?<![A-Za-z0-9_-])"
+_EDGE_AFTER = r"(?![A-Za-z0-9_-])"
+
+
+def _random_part(value: str) -> bool:
+    tail = value.rsplit("_", 1)[-1] if value.startswith(("gh", "github")) else value.split("-", 2)[-1]
+    return any(c.isdigit() for c in tail) and any(c.isalpha() for c in tail)
+
+
+def _token(name: str, body: str, hints: tuple[str, ...]) -> PatternDetector:
+    return PatternDetector(name, re.compile(_EDGE_BEFORE + body + _EDGE_AFTER), hints=hints, validate=_random_part)
+
+
+def github_token() -> PatternDetector:
+    return _token(
+        "github_token",
+        r"(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    )
+
+
+def gitlab_token() -> PatternDetector:
+    return _token("gitlab_token", r"glpat-[A-Za-z0-9_.-]{20,}", ("glpat-",))
+
+
+def slack_token() -> PatternDetector:
+    return _token("slack_token", r"xox[abpr]-\d{6,14}(?:-\d{6,14}){0,2}-[A-Za-z0-9]{8,}", ("xox",))
+
+
+def stripe_key() -> PatternDetector:
+    return _token("stripe_key", r"[sr]k_live_[A-Za-z0-9]{24,}", ("k_live_",))
+
+
+def anthropic_key() -> PatternDetector:
+    return _token("anthropic_key", r"sk-ant-[A-Za-z0-9_-]{32,}", ("sk-ant-",))
+
+
+def openai_key() -> PatternDetector:
+    return _token(
+        "openai_key",
+        r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}|(?!ant-)[A-Za-z0-9]{48})",
+        ("sk-",),
+    )
