@@ -166,3 +166,22 @@ def test_custom_detectors_run_beside_the_defaults():
     scanner = Scanner([*default_detectors(), keyword_detector("project", ["Project Nightjar"])])
     found = {f.detector for f in scanner.scan({"q": "Project Nightjar budget, contact bob@example.com"})}
     assert found == {"project", "email"}
+
+
+@pytest.mark.parametrize("prefix", ["cafe, naive", "café, naïve"])
+def test_findings_do_not_depend_on_the_text_being_ascii(prefix):
+    blob = base64.b64encode(b"password for card 5555555555554444").decode()
+    text = prefix + f" order #12345678 at 2026-11-24 ssn 536-22-1234 then {blob} and 10.0.0.1 ok" * 4
+    found = Scanner().find(text)
+    expected = [("us_ssn", "536-22-1234", None), ("card", blob, "base64"), ("ipv4", "10.0.0.1", None)]
+    assert [(f.detector, text[f.start : f.end], f.encoding) for f in found] == expected * 4
+
+
+def test_repeated_strings_are_reported_at_every_path():
+    rows = [{"bob@example.com": "bob@example.com", "note": "ok"}] * 2
+    assert [(f.path, f.in_key) for f in scan(rows)] == [
+        ('[0]["bob@example.com"]', True),
+        ('[0]["bob@example.com"]', False),
+        ('[1]["bob@example.com"]', True),
+        ('[1]["bob@example.com"]', False),
+    ]
