@@ -15,14 +15,13 @@ from typing import Any
 import httpx2
 import pytest
 from mcp import Client
-from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+from mcp.shared.auth import AuthorizationCodeResult
 from mcp.shared.exceptions import MCPError
 
 from portico.cli.demo import DEMO_USERS
 from tests.support.browser import FormBrowser
-from tests.support.oauth import REDIRECT, MemoryStorage, signing_in_as
+from tests.support.oauth import REDIRECT, MemoryStorage, sdk_provider, signing_in_as, submit_password
 from tests.support.portico import free_port
 from tests.support.wire import ACCEPT, initialize_body, open_legacy_session, rpc_answer
 
@@ -110,18 +109,7 @@ async def test_a_client_signs_in_to_the_demo_through_the_demo_idp_and_its_second
     async def handed_back() -> AuthorizationCodeResult:
         return AuthorizationCodeResult(code=callback["code"], state=callback.get("state"), iss=callback.get("iss"))
 
-    provider = OAuthClientProvider(
-        server_url=url,
-        client_metadata=OAuthClientMetadata(
-            redirect_uris=[REDIRECT],  # type: ignore[list-item]
-            client_name="demo SSO test",
-            grant_types=["authorization_code", "refresh_token"],
-            token_endpoint_auth_method="none",
-        ),
-        storage=MemoryStorage(),
-        redirect_handler=through_the_idp,
-        callback_handler=handed_back,
-    )
+    provider = sdk_provider(url, MemoryStorage(), through_the_idp, handed_back, "demo SSO test")
     async with (
         httpx2.AsyncClient(auth=provider, timeout=30) as http,
         Client(streamable_http_client(url, http_client=http), mode="2026-07-28") as client,
@@ -149,13 +137,7 @@ async def test_dana_connects_her_demo_drive_account_and_then_lists_her_own_files
     assert link.startswith(f"{base}/connect/drive?ticket=")
     async with FormBrowser(stop_at=REDIRECT) as browser:
         # Signed in to Portico in this browser as dana (as after her MCP client's sign-in): connect links need it.
-        client_id = (await browser.http.post(f"{base}/oauth/register", json={"redirect_uris": [REDIRECT],
-                     "token_endpoint_auth_method": "none"})).json()["client_id"]  # fmt: skip
-        query = httpx2.QueryParams({"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-                                    "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                                    "code_challenge_method": "S256", "resource": url})  # fmt: skip
-        page = await browser.open(f"{base}/oauth/authorize?{query}")
-        page = await browser.submit(page.form("password"), {"username": "dana", "password": DEMO_USERS["dana"][1]})
+        page = await submit_password(browser, base, url, "dana", DEMO_USERS["dana"][1])
         page = await browser.submit(page.form("decision"), button="approve")
         assert page.callback is not None, page.text
         consent = await browser.open(link)

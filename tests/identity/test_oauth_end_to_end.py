@@ -6,8 +6,6 @@ denied the others, and the audit log names the rule and the reason."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,7 +24,7 @@ from portico.cli.user import app as user_app
 from portico.identity.passwords import Argon2Params, PasswordHasher
 from portico.identity.users import UserDirectory
 from tests.support.browser import FormBrowser
-from tests.support.oauth import REDIRECT, MemoryStorage, signing_in_as
+from tests.support.oauth import REDIRECT, VERIFIER, MemoryStorage, authorize_url, signing_in_as
 from tests.support.portico import Running, make_settings, serve
 from tests.support.wire import modern_call
 from tests.upstreams.launch import stdio_argv
@@ -183,7 +181,7 @@ async def test_disabling_a_user_revokes_their_tokens_and_their_browser_session_m
     assert storage.tokens is not None
     assert storage.client is not None
     async with FormBrowser(stop_at=REDIRECT) as browser:
-        page = await browser.open(authorize_url(portal, storage.client.client_id))
+        page = await browser.open(authorize_url(portal.base, storage.client.client_id, portal.url))
         page = await browser.submit(page.form("password"), {"username": "alice", "password": PASSWORDS["alice"]})
         await browser.submit(page.form("decision"), button="approve")  # the browser now has a sign-in session
 
@@ -220,7 +218,7 @@ async def test_disabling_a_user_revokes_their_tokens_and_their_browser_session_m
         assert renewed.status_code == 400
 
         # The sign-in session outlives the change; the code it gets must not become a token.
-        page = await browser.open(authorize_url(portal, storage.client.client_id))
+        page = await browser.open(authorize_url(portal.base, storage.client.client_id, portal.url))
         page = await browser.submit(page.form("decision"), button="approve")
         exchanged = await browser.http.post(
             f"{portal.base}/oauth/token",
@@ -235,21 +233,3 @@ async def test_disabling_a_user_revokes_their_tokens_and_their_browser_session_m
         )
     assert exchanged.status_code == 400
     assert exchanged.json()["error"] == "invalid_grant"
-
-
-VERIFIER = "a" * 64
-
-
-def authorize_url(portal: Running, client_id: str) -> str:
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
-    query = httpx2.QueryParams(
-        {
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": REDIRECT,
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-            "resource": portal.url,
-        }
-    )
-    return f"{portal.base}/oauth/authorize?{query}"

@@ -9,14 +9,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 
 from portico.audit import verify as reading
 from portico.identity.passwords import Argon2Params, PasswordHasher
 from portico.identity.users import UserDirectory
 from tests.support.browser import FormBrowser, Page
-from tests.support.oauth import REDIRECT
+from tests.support.oauth import REDIRECT, submit_password
 from tests.support.portico import Running, make_settings, serve
 from tests.upstreams.launch import stdio_argv
 
@@ -51,21 +50,7 @@ async def portal(tmp_path: Path) -> AsyncIterator[Running]:
 async def sign_in(running: Running, username: str, password: str, client_ip: str) -> Page:
     headers = {"x-forwarded-for": client_ip}
     async with FormBrowser(stop_at=REDIRECT, headers=headers) as browser:
-        registered = await browser.http.post(
-            f"{running.base}/oauth/register", json={"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}
-        )
-        query = httpx2.QueryParams(
-            {
-                "response_type": "code",
-                "client_id": registered.json()["client_id"],
-                "redirect_uri": REDIRECT,
-                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                "code_challenge_method": "S256",
-                "resource": running.url,
-            }
-        )
-        page = await browser.open(f"{running.base}/oauth/authorize?{query}")
-        return await browser.submit(page.form("password"), {"username": username, "password": password})
+        return await submit_password(browser, running.base, running.url, username, password)
 
 
 async def test_an_address_that_fails_too_often_is_refused_for_every_account_and_others_are_not(

@@ -5,8 +5,6 @@ and the sign-in is audited. Machine clients get tokens by client credentials wit
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,16 +12,15 @@ from typing import Any
 import httpx2
 import pytest
 from mcp import Client
-from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+from mcp.shared.auth import AuthorizationCodeResult
 
 from portico.audit import verify as reading
 from portico.config import Settings
 from portico.store import open_store
 from portico.vault import Vault
 from tests.support.browser import FormBrowser
-from tests.support.oauth import REDIRECT, MemoryStorage
+from tests.support.oauth import REDIRECT, VERIFIER, MemoryStorage, authorize_url, register, sdk_provider
 from tests.support.oidc_issuer import OidcIssuer, serve_asgi
 from tests.support.portico import Running, free_port, make_settings, serve
 from tests.support.wire import modern_call, rpc_answer
@@ -85,7 +82,7 @@ async def test_a_person_signs_in_through_the_idp_and_gets_the_idps_groups(
 
     async with serve(settings) as running:
         storage = MemoryStorage()
-        provider = sdk_provider(running, storage, redirect_handler, callback_handler)
+        provider = sdk_provider(running.url, storage, redirect_handler, callback_handler)
         async with (
             httpx2.AsyncClient(auth=provider, timeout=30) as http,
             Client(streamable_http_client(running.url, http_client=http), mode="2026-07-28") as client,
@@ -110,8 +107,8 @@ async def test_an_idp_user_outside_the_mapped_groups_sees_nothing(
     idp.user.groups = ["g-sales"]
     settings = portal_settings(tmp_path, idp, free_port())
     async with serve(settings) as running, FormBrowser(stop_at=REDIRECT) as browser:
-        client_id = await register(running)
-        page = await browser.open(authorize_url(running, client_id))
+        client_id = await register(browser.http, running.base)
+        page = await browser.open(authorize_url(running.base, client_id, running.url))
         page = await browser.open(page.link("Okta"))
         page = await browser.submit(page.form("decision"), button="approve")
         token = await exchange(running, client_id, page.callback_params["code"])
@@ -162,49 +159,6 @@ async def test_a_machine_client_gets_a_token_by_client_credentials_with_its_secr
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def sdk_provider(running: Running, storage: MemoryStorage, redirect: Any, callback: Any) -> OAuthClientProvider:
-    return OAuthClientProvider(
-        server_url=running.url,
-        client_metadata=OAuthClientMetadata(
-            redirect_uris=[REDIRECT],  # type: ignore[list-item]
-            client_name="SDK client",
-            grant_types=["authorization_code", "refresh_token"],
-            token_endpoint_auth_method="none",
-        ),
-        storage=storage,
-        redirect_handler=redirect,
-        callback_handler=callback,
-    )
-
-
-VERIFIER = "v" * 64
-CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
-
-
-async def register(running: Running) -> str:
-    async with httpx2.AsyncClient() as http:
-        reply = await http.post(
-            f"{running.base}/oauth/register", json={"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}
-        )
-    assert reply.status_code == 201, reply.text
-    return str(reply.json()["client_id"])
-
-
-def authorize_url(running: Running, client_id: str) -> str:
-    query = httpx2.QueryParams(
-        {
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": REDIRECT,
-            "code_challenge": CHALLENGE,
-            "code_challenge_method": "S256",
-            "state": "s1",
-            "resource": running.url,
-        }
-    )
-    return f"{running.base}/oauth/authorize?{query}"
 
 
 async def exchange(running: Running, client_id: str, code: str) -> str:

@@ -25,7 +25,7 @@ from portico.upstream.oauth_client import TOKENS_NAME, TokenSet
 from portico.upstream.user_pool import OAuthUpstream
 from portico.vault import SecretNotFoundError, Vault
 from tests.support.browser import FormBrowser
-from tests.support.oauth import REDIRECT
+from tests.support.oauth import REDIRECT, submit_password
 from tests.support.portico import Running, make_settings, serve
 from tests.support.waits import eventually
 from tests.support.wire import modern_call, open_legacy_session, rpc_answer
@@ -45,21 +45,7 @@ async def signed_in_browser(running: Running, subject: str, stop_at: str = NEVER
     """A browser signed in to Portico as `subject` (through an ordinary OAuth sign-in of some client), as the
     person's own browser is after their MCP client signed them in: the connect pages require it."""
     async with FormBrowser(stop_at=(stop_at, REDIRECT)) as browser:
-        registered = await browser.http.post(
-            f"{running.base}/oauth/register", json={"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}
-        )
-        query = httpx2.QueryParams(
-            {
-                "response_type": "code",
-                "client_id": registered.json()["client_id"],
-                "redirect_uri": REDIRECT,
-                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                "code_challenge_method": "S256",
-                "resource": running.url,
-            }
-        )
-        page = await browser.open(f"{running.base}/oauth/authorize?{query}")
-        page = await browser.submit(page.form("password"), {"username": subject, "password": PASSWORD})
+        page = await submit_password(browser, running.base, running.url, subject, PASSWORD)
         page = await browser.submit(page.form("decision"), button="approve")
         assert page.callback is not None, page.text
         yield browser

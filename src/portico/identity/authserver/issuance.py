@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote_plus
 
 from starlette.requests import Request
@@ -131,15 +131,9 @@ class TokenEndpoint:
         now = ctx.now()
         redeemed = await ctx.grants.redeem_code(code, now)
         if redeemed.replayed:
-            ctx.audit_event(
-                "oauth.code_replay",
-                "denied",
-                client_id=client.client_id,
-                ip=client_ip(request),
-                reason="authorization code reused: tokens issued from it revoked",
+            await self._replayed(
+                "oauth.code_replay", client, request, "authorization code reused: tokens issued from it revoked"
             )
-            await self.sync_revocations()
-            raise _invalid_grant(detail="code replay")
         grant = redeemed.grant
         if grant is None:
             raise _invalid_grant(detail="unknown or expired code")
@@ -177,15 +171,7 @@ class TokenEndpoint:
         now = ctx.now()
         redeemed = await ctx.grants.rotate_refresh(token, now)
         if redeemed.replayed:
-            ctx.audit_event(
-                "oauth.refresh_reuse",
-                "denied",
-                client_id=client.client_id,
-                ip=client_ip(request),
-                reason="refresh token reused: family revoked",
-            )
-            await self.sync_revocations()
-            raise _invalid_grant(detail="refresh token reuse")
+            await self._replayed("oauth.refresh_reuse", client, request, "refresh token reused: family revoked")
         family = redeemed.family
         if family is None:
             raise _invalid_grant(detail="unknown, expired or revoked refresh token")
@@ -215,6 +201,13 @@ class TokenEndpoint:
             extra={"grant_type": "refresh_token", "resource": family.resource},
         )
         return issued
+
+    async def _replayed(self, event: str, client: Client, request: Request, reason: str) -> NoReturn:
+        """A spent code or refresh token presented again: its family is already revoked (by the store); audit
+        it, pull the revocations in, refuse."""
+        self.ctx.audit_event(event, "denied", client_id=client.client_id, ip=client_ip(request), reason=reason)
+        await self.sync_revocations()
+        raise _invalid_grant(detail=event.removeprefix("oauth."))
 
     async def _current_identity(self, identity: LoginIdentity, family_id: str) -> LoginIdentity:
         """A local user's groups re-read at each code exchange and refresh; a disabled or deleted user's family
