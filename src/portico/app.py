@@ -2,7 +2,7 @@
 
     ASGI:   /mcp  /servers/{id}/mcp  →  McpEndpoint  →  pipeline
             /healthz /readyz /metrics
-    chain:  Audit → Metrics → Errors → Route → Policy → Catalog (lists, handshake) → Upstream terminal
+    chain:  Audit → Metrics → Errors → Route → Policy → Pins → Catalog (lists, handshake) → Upstream terminal
 
 Later stages (identity, rate limits, pins, DLP) slot in between Route and Catalog here, and only here.
 """
@@ -30,7 +30,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portico.audit.log import AuditLog
 from portico.audit.stage import AuditStage
 from portico.catalog.catalog import Catalog, Kind
-from portico.catalog.stage import CatalogStage, RouteStage
+from portico.catalog.pins import PinBook
+from portico.catalog.stage import CatalogStage, PinStage, RouteStage
 from portico.config import Settings, resolve_secret
 from portico.config import load as load_config
 from portico.connect import ConnectApp, open_connect
@@ -116,6 +117,7 @@ class Portico:
         self.gate = Gate(None)
         self.context: ContextResolver | None = None  # set by `running()`
         self.devices: DeviceRegistry | None = None
+        self.pins: PinBook | None = None  # set by `running()`: tool pins (rug-pull guard)
 
     # ------------------------------------------------------------------------------------ the chain
 
@@ -128,6 +130,7 @@ class Portico:
             ErrorStage(),
             RouteStage(self.catalog),
             PolicyStage(lambda: self.policy, lambda: datetime.now(UTC)),
+            PinStage(),
             CatalogStage(self.catalog, self.pool, self.settings.catalog.page_size, self.hub),
         ]
         terminal: CallNext = UpstreamTerminal(self.pool, Bridge(self.runtime.spawn))
@@ -146,6 +149,9 @@ class Portico:
             stack.push_async_callback(self.audit.stop)
             self.vault = Vault(self.store, self.settings.vault)
             self.pool.bind_secrets(self.vault)
+            self.pins = PinBook(self.store, self.audit)
+            await self.pins.load()
+            self.catalog.guard(self.pins, {server.id: server.pinning for server in self.settings.servers})
             self._open_context()
             if self.settings.auth == "oauth":
                 await self._open_identity()
@@ -176,6 +182,7 @@ class Portico:
                         if upstream.ready:
                             await self._refresh(upstream.id)
                 tg.start_soon(self._refresh_timer)
+                tg.start_soon(self._follow_pins, self.pins)
                 tg.start_soon(self._janitor)
                 if self.auth_server is not None:
                     tg.start_soon(self.auth_server.run)
@@ -335,6 +342,17 @@ class Portico:
             await anyio.sleep(self.settings.catalog.refresh_interval_s)
             for upstream in self.pool:
                 self._schedule_refresh(upstream.id)
+
+    async def _follow_pins(self, pins: PinBook) -> None:
+        """Pick up tool approvals made by `portico tools approve` or another replica."""
+        while True:
+            await anyio.sleep(self.settings.catalog.pin_sync_interval_s)
+            try:
+                changed = await pins.sync()
+            except PorticoError as exc:  # the store is away: holds stay as they were (fail closed)
+                log.warning("tool pins not re-read: %s", exc.detail or exc.public)
+                continue
+            await self.catalog.reapply_pins(changed)
 
     def _schedule_refresh(self, server_id: str) -> None:
         if self._tg is not None and server_id not in self._refreshing:

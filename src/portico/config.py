@@ -26,6 +26,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from portico.audit.settings import AuditSettings
+from portico.catalog.settings import PinningSettings
 from portico.errors import ConfigError
 from portico.identity.context.settings import DeviceSettings, NetworkSettings, TlsSettings
 from portico.identity.settings import IdentitySettings, TokenSettings
@@ -137,6 +138,16 @@ class ServerSettings(_Section):
     connect_timeout_s: float = Field(15.0, gt=0, description="Timeout to connect and initialize.")
     enabled: bool = Field(True, description="A disabled server is neither connected nor listed.")
     restart: RestartSettings = Field(default_factory=RestartSettings, description="Reconnect/restart backoff.")
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Labels other sections select servers by (DLP rules: `finance`, `third-party`, …): "
+        "lowercase letters, digits and '-'.",
+    )
+    pinning: PinningSettings = Field(
+        default_factory=PinningSettings,
+        description="Tool pinning (rug-pull guard): approved tool definitions are pinned by hash; a changed "
+        "definition is quarantined until an administrator re-approves it.",
+    )
     oauth: UpstreamOAuthSettings | None = Field(
         None,
         description="Per-user OAuth toward this upstream (Streamable HTTP `url` only): Portico is the OAuth "
@@ -148,6 +159,14 @@ class ServerSettings(_Section):
     def _id_shape(cls, value: str) -> str:
         if not SERVER_ID.match(value):
             raise ValueError("must be lowercase letters, digits and '-', starting with a letter or digit, ≤ 48 chars")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_shape(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not SERVER_ID.match(tag):
+                raise ValueError(f"tag {tag!r}: must be lowercase letters, digits and '-', ≤ 48 chars")
         return value
 
     @model_validator(mode="after")
@@ -186,6 +205,9 @@ class CatalogSettings(_Section):
     separator: str = Field("__", description="Between server id and tool/prompt name in the portal.")
     refresh_interval_s: float = Field(300.0, gt=0, description="Re-list every upstream this often.")
     page_size: int = Field(500, gt=0, le=10_000, description="Items per page of a list result.")
+    pin_sync_interval_s: float = Field(
+        5.0, gt=0, description="How often a running Portico re-reads tool approvals (`portico tools approve`)."
+    )
 
     @field_validator("separator")
     @classmethod

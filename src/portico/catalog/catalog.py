@@ -6,6 +6,10 @@ unless two servers claim the same one, in which case the later server's (in conf
 `portico://<server id>/<quoted uri>`. Names that would break the tool-name grammar (≤128 of [A-Za-z0-9._-])
 are shortened with a stable hash suffix. Every entry keeps the upstream's definition untouched, byte for byte,
 apart from the name.
+
+With pinning on for a server (`portico.catalog.pins`), each fresh tool list is recorded in the `PinBook` before
+it is published, and every tool entry carries its `held` state: a held tool stays in the catalog (so a call to
+it gets a clear refusal rather than "unknown tool") but `PinStage` hides it and refuses calls to it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from urllib.parse import quote, unquote
 
 import anyio
 
+from portico.catalog.pins import Hold, PinBook
+from portico.catalog.settings import PinningSettings
 from portico.config import CatalogSettings
+from portico.inspection.poisoning import pin_hash
 from portico.types import JSON, Era, Exchange
 from portico.upstream.base import Upstream
 from portico.upstream.pool import UpstreamPool
@@ -56,6 +63,7 @@ class Entry:
     public: str  # the portal's name (or URI)
     definition: JSON  # as the upstream sent it
     portal_definition: JSON  # the same with the portal name
+    held: Hold | None = None  # pinning: why this tool must not be served (None: it may)
 
 
 @dataclass(slots=True)
@@ -75,7 +83,14 @@ class Catalog:
         self._by_server: dict[str, dict[Kind, dict[str, Entry]]] = {}
         self._listeners: list[ChangeListener] = []
         self._dirty: dict[str, anyio.Event] = {}
+        self._pins: PinBook | None = None
+        self._pinning: dict[str, PinningSettings] = {}
         self.version = 0
+
+    def guard(self, pins: PinBook, pinning: dict[str, PinningSettings]) -> None:
+        """Pin the tools of every server whose settings in `pinning` have it enabled."""
+        self._pins = pins
+        self._pinning = {server_id: p for server_id, p in pinning.items() if p.enabled}
 
     # ---------------------------------------------------------------------------------------- queries
 
@@ -123,12 +138,29 @@ class Catalog:
         changed = frozenset(k for k in KINDS if old is None or old.raw[k] != lists.raw[k])
         if not changed:
             return changed
+        pinning = self._pinning.get(upstream.id)
+        if self._pins is not None and pinning is not None and "tools" in changed:
+            others = {e.name for e in self._portal["tools"] if e.server_id != upstream.id}
+            await self._pins.observe(upstream.id, pinning, lists.raw["tools"], others)
         self._lists[upstream.id] = lists
         self._rebuild()
         log.info("catalog: %s changed %s (version %d)", upstream.id, sorted(changed), self.version)
-        for listener in self._listeners:
-            await listener(upstream.id, changed)
+        await self._tell(upstream.id, changed)
         return changed
+
+    async def reapply_pins(self, server_ids: Iterable[str]) -> None:
+        """Approvals changed the holds of these servers' tools (`PinBook.sync`): republish their tools."""
+        affected = [s for s in server_ids if s in self._lists and s in self._pinning]
+        if not affected:
+            return
+        self._rebuild()
+        for server_id in affected:
+            log.info("catalog: %s tool approvals changed (version %d)", server_id, self.version)
+            await self._tell(server_id, frozenset({"tools"}))
+
+    async def _tell(self, server_id: str, changed: frozenset[Kind]) -> None:
+        for listener in self._listeners:
+            await listener(server_id, changed)
 
     async def _fetch_all(self, upstream: Upstream, kind: Kind) -> list[JSON]:
         items: list[JSON] = []
@@ -169,13 +201,19 @@ class Catalog:
                         continue
                     public = _public_name(kind, server_id, name, sep, taken[kind])
                     portal_definition = raw if public == name else {**raw, key: public}
-                    entry = Entry(server_id, kind, name, public, raw, portal_definition)
+                    held = self._held(server_id, kind, name, raw)
+                    entry = Entry(server_id, kind, name, public, raw, portal_definition, held)
                     lists.entries[kind].append(entry)
                     by_server[server_id][kind][name] = entry
                     taken[kind][public] = entry
                     portal[kind].append(entry)
         self._by_public, self._by_server, self._portal = taken, by_server, portal
         self.version += 1
+
+    def _held(self, server_id: str, kind: Kind, name: str, definition: JSON) -> Hold | None:
+        if kind != "tools" or self._pins is None or server_id not in self._pinning:
+            return None
+        return self._pins.hold(server_id, name, pin_hash(definition))
 
     def forget(self, server_id: str) -> None:
         self._lists.pop(server_id, None)

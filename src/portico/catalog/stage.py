@@ -1,10 +1,11 @@
-"""Two stages backed by the catalog.
+"""Three stages backed by the catalog.
 
 `RouteStage` (early in the chain) resolves what an exchange addresses: the server and the upstream's own name
 for a tool, prompt or resource, so later stages (policy, DLP) can judge it. `CatalogStage` (just before the
 upstream terminal) answers what Portico knows itself: the handshake, discovery, ping and every list, filtered
 by the `visible` predicates that enforcement stages put in `exchange.notes` — so a tool a caller may not call
-is a tool it cannot see.
+is a tool it cannot see. `PinStage` (after policy) hides and refuses tools held by pinning
+(`portico.catalog.pins`): after policy, so a caller who may not use a tool learns nothing of its review state.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import orjson
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 
 from portico.catalog.catalog import Catalog, Entry, Kind
+from portico.catalog.pins import quarantined
 from portico.errors import RESOURCE_NOT_FOUND_LEGACY, InvalidParamsError, NotFoundError
 from portico.transport.notify import ChangeHub
-from portico.types import JSON, CallNext, Era, Exchange, Reply
+from portico.types import JSON, CallNext, Decision, Era, Exchange, Reply
 from portico.upstream.envelope import LOG_LEVELS
 from portico.upstream.model import META_SERVER_INFO, PORTAL_INFO
 from portico.upstream.pool import UpstreamPool
@@ -93,6 +95,30 @@ class RouteStage:
             exchange.params = {**exchange.params, "ref": {**ref, "uri": found[1]}}
         else:
             raise InvalidParamsError("Invalid params: unknown completion reference")
+
+
+def _served(entry: Entry) -> bool:
+    return entry.held is None
+
+
+class PinStage:
+    """Hide held tools from listings and refuse calls to them (`QuarantinedError`, a denial)."""
+
+    async def __call__(self, exchange: Exchange, call_next: CallNext) -> Reply:
+        """Raises:
+        QuarantinedError: the tool is new and unapproved, or changed since it was approved.
+        """
+        method = exchange.method
+        if method == "tools/call":
+            entry = exchange.notes.get("entry")
+            if isinstance(entry, Entry) and entry.held is not None:
+                error = quarantined(entry.public if exchange.scope is None else entry.name, entry.held)
+                exchange.notes["decision"] = Decision(False, "pinning", error.public)
+                exchange.notes.setdefault("audit_extra", {})["held"] = entry.held.value
+                raise error
+        elif method == "tools/list":
+            add_visibility(exchange, _served)
+        return await call_next(exchange)
 
 
 class CatalogStage:

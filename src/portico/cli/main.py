@@ -18,6 +18,7 @@ from portico.cli.demo import demo
 from portico.cli.device import app as device_app
 from portico.cli.policy import app as policy_app
 from portico.cli.token import app as token_app
+from portico.cli.tools import app as tools_app
 from portico.cli.user import app as user_app
 from portico.cli.vault import app as vault_app
 from portico.config import check_bind, load
@@ -31,6 +32,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(device_app, name="device")
 app.add_typer(connect_app, name="connect")
+app.add_typer(tools_app, name="tools")
 app.command()(demo)
 console = Console(stderr=True, soft_wrap=True)
 

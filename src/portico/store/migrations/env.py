@@ -15,6 +15,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from portico.catalog import pin_tables as _pin_tables  # noqa: F401  (registers tool_pins)
 from portico.identity import device_tables as _device_tables  # noqa: F401  (registers devices)
 from portico.identity import user_tables as _identity_tables  # noqa: F401  (registers users, groups, group_members, user_totp)
 from portico.identity.authserver import tables as _oauth_tables  # noqa: F401  (registers the oauth_* tables)
