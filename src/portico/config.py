@@ -27,9 +27,11 @@ from ruamel.yaml.error import YAMLError
 
 from portico.audit.settings import AuditSettings
 from portico.catalog.settings import PinningSettings
+from portico.dlp.settings import DlpSettings
 from portico.errors import ConfigError
 from portico.identity.context.settings import DeviceSettings, NetworkSettings, TlsSettings
 from portico.identity.settings import IdentitySettings, TokenSettings
+from portico.inspection.settings import InspectionSettings, PublicSettings
 from portico.netaddr import is_loopback_host
 from portico.policy.settings import PolicySettings
 from portico.store.settings import StoreSettings
@@ -148,6 +150,12 @@ class ServerSettings(_Section):
         description="Tool pinning (rug-pull guard): approved tool definitions are pinned by hash; a changed "
         "definition is quarantined until an administrator re-approves it.",
     )
+    public: PublicSettings | None = Field(
+        None,
+        description="Public-server mode: anonymous callers may use this server at its own URL, rate-limited per "
+        "client address, with a small body limit, inspection both ways, and only what a policy rule naming the "
+        "user `anonymous` permits. `public: true` takes the defaults.",
+    )
     oauth: UpstreamOAuthSettings | None = Field(
         None,
         description="Per-user OAuth toward this upstream (Streamable HTTP `url` only): Portico is the OAuth "
@@ -249,6 +257,16 @@ class Settings(_Section):
     policy: PolicySettings = Field(
         default_factory=PolicySettings,
         description="Who may see and use which server, tool, prompt and resource (implicit deny).",
+    )
+    dlp: DlpSettings = Field(
+        default_factory=DlpSettings,
+        description="Data loss prevention: which sensitive values may go to which servers and come back to whom.",
+    )
+
+    inspection: InspectionSettings = Field(
+        default_factory=InspectionSettings,
+        description="Prompt-injection scoring of tool results, resource contents and prompts (and of a public "
+        "server's inbound arguments): block, flag or annotate by threshold.",
     )
 
     @model_validator(mode="after")

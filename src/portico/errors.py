@@ -11,6 +11,9 @@
     │   └── UnsupportedVersionError     protocol version not served               (-32022)
     ├── NotFoundError                 unknown tool / prompt / resource / server (-32602)
     ├── DeniedError                   an enforcement stage refused the call     (-32001)
+    │   ├── ContentBlockedError         content inspection refused a message (names signals, never text)
+    │   └── DlpBlockedError             a DLP rule refused a call or withheld a result (never the value)
+    ├── RateLimitedError              too many requests from one client address (-32005, HTTP 429)
     ├── UpstreamError                 the upstream server failed us             (-32003)
     │   ├── UpstreamUnavailableError    not connected, crashed, or circuit open
     │   ├── UpstreamTimeoutError        did not answer within its timeout       (-32004)
@@ -43,6 +46,7 @@ DENIED = -32001
 RESOURCE_NOT_FOUND_LEGACY = -32002
 UPSTREAM_FAILED = -32003
 UPSTREAM_TIMEOUT = -32004
+RATE_LIMITED = -32005
 HEADER_MISMATCH = -32020
 MISSING_CLIENT_CAPABILITY = -32021
 UNSUPPORTED_PROTOCOL_VERSION = -32022
@@ -116,6 +120,27 @@ class NotFoundError(PorticoError):
 class DeniedError(PorticoError):
     code = DENIED
     default_public = "Denied by policy"
+
+
+class ContentBlockedError(DeniedError):
+    """Content inspection refused a message (a likely prompt injection, a leaked credential). The public
+    message and `data` name the signals or detectors and the direction; the text itself is never included."""
+
+    default_public = "Blocked by content inspection"
+
+
+class DlpBlockedError(DeniedError):
+    """A DLP rule blocked a call before it reached the upstream, or withheld its result. The public message names
+    the rule, the detector and the JSON path (sensitive dict keys masked); never the matched value."""
+
+    default_public = "Blocked by data loss prevention"
+
+
+class RateLimitedError(PorticoError):
+    """A client address sent more requests than its limit allows (answered as HTTP 429 with Retry-After)."""
+
+    code = RATE_LIMITED
+    default_public = "Too many requests: retry later"
 
 
 class UpstreamError(PorticoError):

@@ -44,6 +44,39 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.inspection_verdicts = Counter(
+            "portico_inspection_verdicts_total",
+            "Messages scored by content inspection, by verdict (pass, flag, annotate, block, error) and direction",
+            ["action", "direction"],
+            registry=self.registry,
+        )
+        self.public_throttled = Counter(
+            "portico_public_throttled_total",
+            "Anonymous requests to a public server refused for exceeding the per-address rate limit",
+            ["server"],
+            registry=self.registry,
+        )
+
+        self.dlp_findings = Counter(
+            "portico_dlp_findings_total",
+            "Sensitive values found by DLP rules, by detector, the action taken and direction (request, response)",
+            ["detector", "action", "direction"],
+            registry=self.registry,
+        )
+
+        self.codemode_runs = Counter(
+            "portico_codemode_runs_total",
+            "Code Mode runs, by engine, tool (search, execute) and outcome (ok or the error kind)",
+            ["engine", "tool", "outcome"],
+            registry=self.registry,
+        )
+        self.codemode_tokens = Gauge(
+            "portico_codemode_tool_list_tokens",
+            "cl100k tokens of the whole tool list of a URL (portal = /mcp), native and in Code Mode",
+            ["portal", "surface"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -118,6 +118,7 @@ class Exchange:
     sink: MessageSink = field(default_factory=NullSink)
     log_level: str | None = None  # the client's logging level (legacy: logging/setLevel; modern: _meta logLevel)
     request_bytes: int = 0
+    query: Mapping[str, str] = field(default_factory=dict)  # the MCP URL's query parameters (`?codemode=…`)
     id: str = field(default_factory=new_exchange_id)
     started_ns: int = field(default_factory=time.perf_counter_ns)
     server_id: str | None = None

@@ -234,3 +234,71 @@ def test_the_demo_audit_log_verifies_and_tails(demo: tuple[str, Path]) -> None:
         [str(PORTICO), "audit", "verify", "--config", str(config)], capture_output=True, text=True, timeout=60
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+CARD = "4111 1111 1111 1111"
+
+
+@pytest.mark.anyio
+async def test_the_demo_blocks_a_card_number_on_its_way_to_the_external_server(demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    async with signed_in(url, token_for(demo, "dana"), "2026-07-28") as client:
+        fine = await client.call_tool("external__translate", {"text": "hello thanks", "target_language": "de"})
+        with pytest.raises(MCPError, match="no-cards-or-secrets-to-third-parties") as blocked:
+            await client.call_tool("external__translate", {"text": f"pay with {CARD} today"})
+    assert not fine.is_error
+    assert "hallo danke" in str(fine.content[0])
+    assert CARD not in str(blocked.value)
+    assert "card" in str(blocked.value)
+
+
+@pytest.mark.anyio
+async def test_the_demo_masks_card_numbers_in_notes_for_staff(demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    async with signed_in(url, token_for(demo, "dana"), "2026-07-28") as client:
+        await client.call_tool("notes__add_note", {"title": "refund", "body": f"refund card {CARD} by friday"})
+        found = await client.call_tool("notes__search_notes", {"query": "refund"})
+    text = json.dumps([c.model_dump() for c in found.content]) + json.dumps(found.structured_content)
+    assert "refund card" in text
+    assert "4111 1111 1111 1111" not in text
+    assert "1111" in text  # masked with the last digits kept, the structure intact
+
+
+@pytest.mark.anyio
+async def test_the_demo_blocks_the_external_page_with_a_hidden_prompt_injection(demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    async with signed_in(url, token_for(demo, "dana"), "2026-07-28") as client:
+        notes = await client.call_tool("external__fetch_page", {"url": "https://acme.example/release-notes"})
+        with pytest.raises(MCPError, match="prompt injection") as blocked:
+            await client.call_tool("external__fetch_page", {"url": "https://acme.example/pricing"})
+    assert not notes.is_error
+    assert "maintenance mode" not in str(blocked.value)
+
+
+@pytest.mark.anyio
+async def test_anyone_may_call_the_demos_public_weather_server_without_signing_in(demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    public = url.removesuffix("/mcp") + "/servers/weather/mcp"
+    async with Client(public, mode="2026-07-28") as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        forecast = await client.call_tool("forecast", {"city": "Oslo", "days": 1})
+    assert names == {"forecast", "alerts"}
+    assert not forecast.is_error
+    with httpx2.Client() as http:
+        assert http.post(url.removesuffix("/mcp") + "/servers/notes/mcp", json=initialize_body()).status_code == 401
+
+
+def test_every_demo_server_has_its_tools_pinned(demo: tuple[str, Path]) -> None:
+    _, data = demo
+    listed = subprocess.run(
+        [str(PORTICO), "tools", "list", "--config", str(data / "portico.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    states = {tuple(line.split("\t")[:3]) for line in listed.stdout.splitlines()}
+    servers = {server for server, _, _ in states}
+    assert {"notes", "tickets", "weather", "external", "drive"} <= servers
+    assert ("external", "fetch_page", "pinned") in states
+    assert all(state == "pinned" for _, _, state in states)

@@ -19,6 +19,7 @@ POSITIVES = [
     ("us_ssn", "SSN: 536221234", "536221234"),
     ("fr_nir", "NIR 2 95 10 99 126 111 93", "2 95 10 99 126 111 93"),
     ("de_idnr", "Steuer-ID: 36574261809", "36574261809"),
+    ("de_idnr", "tin 36574261809", "36574261809"),  # lower-case keyword: the old literal gate missed it
     ("nl_bsn", "BSN 111222333", "111222333"),
     ("email", "write to john.doe+x@example.co.uk please", "john.doe+x@example.co.uk"),
     ("phone", "call +1 415 555 2671 now", "+1 415 555 2671"),
@@ -93,6 +94,20 @@ def test_detector_finds_valid_value_exactly(detector, text, value):
 @pytest.mark.parametrize(("why", "text"), NEGATIVES, ids=[n[0] for n in NEGATIVES])
 def test_look_alike_is_not_a_finding(why, text):
     assert SCANNER.find(text) == []
+
+
+def test_addresses_next_to_each_other_are_all_found():
+    # One run of digits, spaces and dots with six dots and eight digits: the old numeric gate did not take it.
+    text = "peers 1.2.3.4 5.6.7.8 up"
+    assert [(f.detector, text[f.start : f.end]) for f in SCANNER.find(text)] == [
+        ("ipv4", "1.2.3.4"),
+        ("ipv4", "5.6.7.8"),
+    ]
+
+
+def test_lone_surrogates_do_not_stop_the_scan():
+    text = "\ud800 card 4111 1111 1111 1111 \udfff"
+    assert [(f.detector, text[f.start : f.end]) for f in SCANNER.find(text)] == [("card", "4111 1111 1111 1111")]
 
 
 def test_field_named_like_a_secret_makes_bare_key_a_finding():

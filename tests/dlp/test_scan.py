@@ -185,3 +185,27 @@ def test_repeated_strings_are_reported_at_every_path():
         ('[1]["bob@example.com"]', True),
         ('[1]["bob@example.com"]', False),
     ]
+
+
+@pytest.mark.requirement("dlp:scan-linear-time")
+@pytest.mark.timeout(60)  # a bound on the wait, not a performance assertion: with backtracking this took hours
+def test_a_long_run_ending_in_a_stray_percent_is_scanned_without_backtracking():
+    text = "a" * 200_000 + "% then %41 " + "b" * 200_000 + "%"
+    assert Scanner().find(text) == []
+
+
+def test_percent_runs_end_at_whatever_python_calls_whitespace():
+    import re
+
+    from portico.dlp.scan import _PY_WHITESPACE
+
+    python_whitespace = {chr(c) for c in range(0x110000) if re.match(r"\s", chr(c))}
+    spelled_out = set(re.findall(r".", re.sub(r"(.)-(.)", lambda m: _expand(m[1], m[2]), _PY_WHITESPACE), re.S))
+    assert spelled_out == python_whitespace
+    for space in python_whitespace:
+        value = {"u": f"x{space}bob%40example.com"}
+        assert redact(value, scan(value)) == {"u": f"x{space}[REDACTED:email]"}
+
+
+def _expand(first: str, last: str) -> str:
+    return "".join(chr(c) for c in range(ord(first), ord(last) + 1))

@@ -24,7 +24,7 @@ from portico.store.db import open_store
 from portico.vault import Vault
 
 console = Console(stderr=True, soft_wrap=True)
-REMOTE_DEMOS = {"tickets": "http", "weather": "sse"}
+REMOTE_DEMOS = {"tickets": "http", "weather": "sse", "external": "http"}
 DEMO_IDP = "demo-idp"
 DRIVE = "drive"
 
@@ -88,7 +88,19 @@ def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, ob
             "command": [sys.executable, "-m", "portico.demo.servers", "notes", "--transport", "stdio"],
         },
         {"id": "tickets", "title": "Tickets (Streamable HTTP)", "url": urls["tickets"]},
-        {"id": "weather", "title": "Weather (legacy SSE)", "url": urls["weather"], "transport": "sse"},
+        {
+            "id": "weather",
+            "title": "Weather (legacy SSE; public: anonymous callers at /servers/weather/mcp, rate-limited)",
+            "url": urls["weather"],
+            "transport": "sse",
+            "public": {"rate_limit": {"requests_per_minute": 30, "burst": 10}},
+        },
+        {
+            "id": "external",
+            "title": "Acme Translate (an external SaaS: no cards or secrets may go there)",
+            "url": urls["external"],
+            "tags": ["third-party"],
+        },
         {
             "id": DRIVE,
             "title": "Demo Drive (per-user OAuth)",
@@ -109,12 +121,29 @@ def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, ob
             "sso_state_key_file": str(data_dir / "sso-state.key"),
         },
         "servers": servers,
+        # Every demo server is pinned (the default, `pinning: {}`): a changed tool definition is held for review
+        # (`portico tools diff/approve`). Results are inspected for prompt injection (the default `inspection:`).
+        "dlp": {
+            "fingerprint_key_file": str(data_dir / "dlp-fingerprint.key"),
+            "rules": [
+                {"id": "no-cards-or-secrets-to-third-parties", "action": "block", "direction": "request",
+                 "detectors": ["card", "secrets"], "tags": ["third-party"],
+                 "description": "Payment cards and credentials never leave for third-party servers."},
+                {"id": "staff-see-no-card-numbers-in-notes", "action": "redact", "direction": "response",
+                 "detectors": ["card", "iban"], "servers": ["notes"], "groups": ["staff"],
+                 "description": "Staff read notes with card numbers and IBANs masked."},
+            ],
+        },
         "policy": {
             "rules": [
                 {"id": "admins-everything", "effect": "permit", "groups": ["admins"],
                  "description": "Administrators may use every server."},
                 {"id": "staff-notes-weather", "effect": "permit", "groups": ["staff"], "servers": ["notes", "weather"],
                  "description": "Staff use notes and weather."},
+                {"id": "staff-external", "effect": "permit", "groups": ["staff"], "servers": ["external"],
+                 "description": "Staff use Acme Translate (DLP keeps cards and secrets away from it)."},
+                {"id": "public-weather", "effect": "permit", "users": ["anonymous"], "servers": ["weather"],
+                 "description": "Anyone may ask the public weather server, without signing in."},
                 {"id": "staff-drive", "effect": "permit", "groups": ["staff"], "servers": [DRIVE],
                  "description": "Staff use the Demo Drive, each with their own Drive account (per-user OAuth)."},
                 {"id": "staff-read-tickets", "effect": "permit", "groups": ["staff"], "servers": ["tickets"],
@@ -190,7 +219,11 @@ def demo(
             for name, (group, password, what) in DEMO_USERS.items()
         )
         banner = (
-            f"  servers: notes (stdio), tickets ({urls['tickets']}), weather ({urls['weather']}),\n"
+            f"  servers: notes (stdio), tickets ({urls['tickets']}), weather ({urls['weather']}; public: anyone\n"
+            f"    may call http://127.0.0.1:{port}/servers/weather/mcp without signing in, 30 requests a minute\n"
+            f"    per address), external (Acme Translate, {urls['external']}: a DLP rule blocks payment cards\n"
+            "    and secrets to it; its fetch_page('https://acme.example/pricing') carries a hidden prompt\n"
+            "    injection that the inspection stage blocks),\n"
             f"    drive ({urls[DRIVE]}, per-user OAuth): the first call to a drive__ tool asks you to connect your\n"
             "    Drive account: open the link in the browser you signed in to Portico with, confirm, and sign in at\n"
             "    Demo Drive; from then on your calls see your own Drive files\n"
@@ -202,6 +235,7 @@ def demo(
             f"  a token for scripts: {exe} token issue --config {config_path} --user dana\n"
             f"  second factor: {exe} user totp enrol admin --config {config_path}\n"
             f"  audit log: {exe} audit tail --config {config_path}\n"
+            f"  pinned tool definitions (a changed one is held for review): {exe} tools list --config {config_path}\n"
             f"  health: http://127.0.0.1:{port}/readyz   metrics: http://127.0.0.1:{port}/metrics"
         )
         run_server(settings, None, None, log_level, banner, config_path=config_path)

@@ -1,12 +1,11 @@
 """Data loss prevention: find, validate and mask sensitive values (cards, IBANs, national IDs, contact details,
 IP addresses, credentials, admin-defined patterns) in JSON values.
 
-A pure engine, not yet a pipeline stage: it sits below the (future) DLP stage, which will scan tool-call
-arguments and results with `Scanner.scan`, audit `Finding`s (with `fingerprint`s, never values) and apply
-`redact`. `model` holds the values, `detectors/` one module per family, `scan` the JSON walk and decoding,
-`redact` masking and fingerprints.
-
-May import `portico.errors` and `python-stdnum`; nothing else from Portico.
+The engine is pure: `model` holds the values, `detectors/` one module per family, `scan` the JSON walk and
+decoding, `redact` masking and fingerprints; it may import `portico.errors`, `python-stdnum` and `google-re2`
+(as `re2`), nothing else from Portico. On top of it, `settings` (the `dlp:` section), `rules` (rules compiled per
+destination) and `stage` (`DlpStage`, which scans arguments and results, audits `Finding`s by fingerprint, never
+by value, and blocks or redacts) are the pipeline's DLP.
 """
 
 from portico.dlp.detectors import default_detectors, keyword_detector, regex_detector

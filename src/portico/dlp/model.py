@@ -33,8 +33,16 @@ class Detector(Protocol):
 
     `hints` are literals of which at least one must occur in the text for `find` to be worth calling (empty: no
     literal gate); `needs_digits` says the detector only matches around numeric candidates (9+ digits, a dotted
-    quad, an area code in parentheses), so the scanner runs it on those neighbourhoods only. The scanner checks both
-    once per string so that most strings skip most detectors.
+    quad, an area code in parentheses), so the scanner runs it only on strings that hold one. The scanner checks
+    both in one pass per string so that most strings skip most detectors.
+
+    A detector may also have a `prefilter` attribute (not part of the protocol, so that existing detectors stay
+    valid): an RE2 pattern (`detectors.linear`) that is found somewhere in every text where `find` finds
+    something, including when the text is embedded between NUL characters. The scanner matches all prefilters in
+    one pass and calls `find` only where its prefilter occurs; `hints` and `needs_digits` then gate nothing.
+    Anchors must be written so that a NUL works like the edge of the text (`(?:^|[^0-9])`, never a bare `^`).
+    All prefilters share one DFA: a counted repetition should start at a boundary or after a literal and be
+    short, lest the DFA have to remember many overlapping counts (it stays linear, but slows down).
     """
 
     name: str
@@ -55,3 +63,8 @@ class FieldDetector(Protocol):
     def find_in_field(self, key: str, text: str) -> list[Finding]:
         """Return matches in `text` given that it is the value of the dict key `key`."""
         ...
+
+
+# A field detector may also have a method `accepts_field(key: str) -> bool` (not part of the protocol, so that
+# existing field detectors stay valid): False when `find_in_field(key, text)` is empty whatever the text. The
+# scanner asks once per field name and then skips the detector for values of fields it does not accept.

@@ -5,10 +5,14 @@
 First the connection's facts (`portico.identity.context`: the client IP behind trusted proxies, its country,
 the device certificate and its registry state); then, with `auth: oauth`, the bearer token, which must be valid
 for the URL called (`portico.identity.resource`); with `auth: none` (loopback only) the caller is anonymous.
-The principal carries both. Runs before the body is read, so a refused request costs no body parsing.
+The principal carries both. At a public server's URL (`servers[].public`) a request without a token is an
+anonymous caller, admitted or refused (429) by its per-address rate limit (`portico.inspection.public`).
+Runs before the body is read, so a refused request costs no body parsing.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.types import Scope
@@ -19,6 +23,9 @@ from portico.metrics import Metrics
 from portico.transport.endpoint import Refusal
 from portico.types import Principal
 
+if TYPE_CHECKING:
+    from portico.inspection.public import PublicAccess
+
 _JSON = (b"content-type", b"application/json")
 
 
@@ -26,11 +33,16 @@ class Gate:
     """Authenticates MCP requests for the transport (`McpEndpoint(authenticate=Gate(...))`)."""
 
     def __init__(
-        self, resource: ResourceServer | None, context: ContextResolver | None = None, metrics: Metrics | None = None
+        self,
+        resource: ResourceServer | None,
+        context: ContextResolver | None = None,
+        metrics: Metrics | None = None,
+        public: PublicAccess | None = None,
     ) -> None:
         self.resource = resource
         self.context = context
         self._metrics = metrics
+        self.public = public  # public servers: a request without a token there is an anonymous, rate-limited caller
 
     async def __call__(self, scope: Scope, headers: dict[str, str], server: str | None) -> Principal | Refusal:
         facts: ClientContext | None = None
@@ -40,6 +52,11 @@ class Gate:
         else:
             client = scope.get("client")
             ip = client[0] if client else None
+        # Without auth every caller is anonymous: a token cannot exempt anyone from a public server's limits.
+        tokenless = self.resource is None or "authorization" not in headers
+        if self.public is not None and server is not None and self.public.is_public(server) and tokenless:
+            admitted = self.public.admit(server, ip)
+            return admitted if isinstance(admitted, Refusal) or facts is None else apply_context(admitted, facts)
         if self.resource is None:
             anonymous = Principal.anonymous(ip)
             return anonymous if facts is None else apply_context(anonymous, facts)

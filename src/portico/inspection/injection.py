@@ -16,7 +16,7 @@ import binascii
 import re
 import unicodedata
 
-from portico.inspection.hidden import decode_tags, invisible_controls, is_tag, strip_invisible
+from portico.inspection.hidden import decode_tags, has_invisible, invisible_controls, strip_invisible
 from portico.inspection.model import Score
 from portico.inspection.poisoning import SENSITIVE_PATH
 
@@ -160,6 +160,69 @@ _RULESET: tuple[tuple[str, float, re.Pattern[str]], ...] = (
     ),
 )
 
+# Literal anchors per rule: every match of the rule's pattern contains one of its `parts` (lowercase substrings)
+# or one of its `words` (whole ASCII words). On ASCII text, where lowercasing is exactly the pattern's case
+# folding, a rule none of whose anchors occur cannot match and is skipped: one `in` test instead of a regex scan
+# over the whole text. Non-ASCII text runs every pattern. tests/inspection/test_injection_score.py proves the
+# gated and ungated scores equal on every row of both evaluation sets.
+_ANCHORS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "override": (
+        frozenset(),
+        ("ignor", "disregard", "forget", "overrid", "drop", "skip", "vergiss", "missacht", "oubli", "olvid",
+         "negeer", "vergeet", "tiens", "hagas"),
+    ),
+    "new-instructions": (frozenset(), ("task", "instruction", "longer", "overrid", "anweisung", "instrucci")),
+    "prompt-leak": (frozenset(), ("prompt", "instructions", "configuration")),
+    "jailbreak-persona": (
+        frozenset({"dan", "act"}),
+        ("anything", "developer", "devmode", "jailbr", "rules", "restric", "limit", "mites", "policy", "einschr",
+         "richtlinien", "refuses", "complies", "bypass", "without"),
+    ),
+    "role-marker": (frozenset(), ("<|", "inst]", "sys>>", "system", "important>", "</user>", "assistant")),
+    "addressed-to-ai": (
+        frozenset({"ai", "ais", "ki", "ia", "llm", "bot", "bots", "agent", "agents", "assistant", "assistants",
+                   "copilot", "copilots", "claude", "chatgpt", "gemini", "automated", "model", "models", "todo",
+                   "language"}),
+        (),
+    ),
+    "secrecy": (frozenset(), ("tell", "inform", "mention", "say", "reveal", "notify", "without", "nutzer", "digas")),
+    "covert": (frozenset(), ("silently", "quietly", "secretly", "covertly")),
+    "autonomy": (frozenset(), ("never", "execute")),
+    "exfiltration": (
+        frozenset(),
+        ("send", "forward", "mail", "post", "upload", "append", "include", "copy", "paste", "leite", "weiter",
+         "envoie", "envie", "reenv", "!["),
+    ),
+    "sensitive-path": (
+        frozenset(),
+        ("/.", "id_", "mcp.json", "claude_desktop_config", "/etc/", ".env", ".aws/", ".npmrc", ".pypirc",
+         ".git-credentials"),
+    ),
+    "hidden-markup": (frozenset(), ("<!--", "display", "font-size", "visibility")),
+    "payload-assembly": (frozenset(), ("combine", "concatenate", "letter", "then")),
+    "harmful-action": (
+        frozenset(),
+        ("delete", "remove", "wipe", "erase", "supprime", "borra", "lösche", "-rf", "backdoor", "disable", "turn",
+         "safety", "transfer", "reset", "change", "grant"),
+    ),
+}  # fmt: skip
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _candidates(body: str, gated: bool) -> list[tuple[str, float, re.Pattern[str]]]:
+    """The rules whose pattern can match `body` (all of them for non-ASCII text, or with `gated` off)."""
+    if not gated or not body.isascii():
+        return list(_RULESET)
+    lowered = body.lower()
+    words = set(_WORD.findall(lowered))
+    out = []
+    for rule in _RULESET:
+        anchor_words, parts = _ANCHORS[rule[0]]
+        if not words.isdisjoint(anchor_words) or any(part in lowered for part in parts):
+            out.append(rule)
+    return out
+
+
 # Cyrillic and Greek letters that look like Latin ones, folded onto them (escaped: they are indistinguishable).
 _HOMOGLYPHS = str.maketrans(
     "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u03bf\u03b1\u03b5\u03b9\u039f\u0391\u0395",
@@ -190,7 +253,12 @@ def _decoded_base64(text: str) -> list[str]:
     return out
 
 
+_GREEK_OR_CYRILLIC = re.compile("[\u0370-\u03ff\u0400-\u04ff]")
+
+
 def _mixed_script(text: str) -> bool:
+    if _GREEK_OR_CYRILLIC.search(text) is None:
+        return False
     for word in re.findall(r"\w{2,}", text):
         scripts = {unicodedata.name(ch, "?").split(" ")[0] for ch in word if ch.isalpha()}
         if "LATIN" in scripts and scripts & {"CYRILLIC", "GREEK"}:
@@ -201,16 +269,20 @@ def _mixed_script(text: str) -> bool:
 def _views(text: str) -> tuple[list[tuple[str, str]], set[str]]:
     """(view name, text) pairs to match against, and the signals the decoding itself raised."""
     signals: set[str] = set()
-    plain = unicodedata.normalize("NFKC", strip_invisible(text))
+    hidden = has_invisible(text)
+    plain = strip_invisible(text) if hidden else text
+    if not plain.isascii():
+        plain = unicodedata.normalize("NFKC", plain)
     views = [("plain", plain)]
-    tags = decode_tags("".join(ch for ch in text if is_tag(ch)))
-    if tags:
-        signals.add("unicode-tags")
-        views.append(("unicode-tags", tags))
-    zero, bidi = invisible_controls(text)
-    if len(zero) >= 3 or bidi:
-        signals.add("invisible-controls")
-    if _mixed_script(plain):
+    if hidden:
+        tags = decode_tags(text)
+        if tags:
+            signals.add("unicode-tags")
+            views.append(("unicode-tags", tags))
+        zero, bidi = invisible_controls(text)
+        if len(zero) >= 3 or bidi:
+            signals.add("invisible-controls")
+    if not plain.isascii() and _mixed_script(plain):
         signals.add("homoglyph")
         views.append(("homoglyph", plain.translate(_HOMOGLYPHS)))
     if len(_LEET_WORD.findall(plain)) >= 2:
@@ -231,13 +303,15 @@ def _quoted(text: str, start: int, end: int) -> bool:
 _SIGNAL_WEIGHTS = {"unicode-tags": 0.5, "invisible-controls": 0.3, "homoglyph": 0.2, "instruction-density": 0.15}
 
 
-def score(text: str) -> Score:
-    """Injection likelihood of `text` in [0, 1] and the signals behind it (`override`, `override@base64`, ...)."""
+def score(text: str, *, gated: bool = True) -> Score:
+    """Injection likelihood of `text` in [0, 1] and the signals behind it (`override`, `override@base64`, ...).
+
+    `gated=False` runs every pattern on every view (the reference the literal anchors are tested against)."""
     views, decoding = _views(text)
     weights: dict[str, float] = {name: _SIGNAL_WEIGHTS[name] for name in decoding}
     fired: list[str] = sorted(decoding)
     for view, body in views:
-        for name, weight, pattern in _RULESET:
+        for name, weight, pattern in _candidates(body, gated):
             match = pattern.search(body)
             if match is None or (
                 name in _NEGATABLE and _NEGATED.search(body[max(0, match.start() - 12) : match.start()])

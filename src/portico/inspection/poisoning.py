@@ -177,10 +177,14 @@ def _semantic(text: str, where: str, origin: str = "") -> list[Finding]:
 
 
 def _other_tool_reference(text: str, where: str, own: str, others: frozenset[str]) -> list[Finding]:
+    """Another server's tool named in this text. A compound name (`send_email`, `createIssue`) is evidence of
+    shadowing and blocks; a plain word (`search`, `echo`, `add`) may just be English, so it only warns."""
     found = []
     for name in sorted(others - {own}):
         if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
-            found.append(Finding("TP004", Severity.BLOCK, where, f"mentions another server's tool {name!r}"))
+            compound = bool(re.search(r"[_.-]|[a-z][A-Z]", name))
+            severity = Severity.BLOCK if compound else Severity.WARN
+            found.append(Finding("TP004", severity, where, f"mentions another server's tool {name!r}"))
     return found
 
 

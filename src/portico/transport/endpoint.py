@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 import orjson
@@ -69,6 +70,7 @@ class McpEndpoint:
         standing_stream: Callable[[str, str | None, HttpSink], Awaitable[None]],
         on_session_end: Callable[[str], Awaitable[None]],
         authenticate: Authenticate | None = None,
+        body_limit: Callable[[str | None, Principal], int] | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._sessions = sessions
@@ -79,6 +81,7 @@ class McpEndpoint:
         self._standing_stream = standing_stream
         self._on_session_end = on_session_end
         self._authenticate = authenticate or _anonymous
+        self._body_limit = body_limit  # per caller and URL (public servers' anonymous callers get less)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, server: str | None) -> None:
         headers = _headers(scope)
@@ -108,7 +111,8 @@ class McpEndpoint:
                     send, 415, None, RpcError(INVALID_REQUEST, "Content-Type must be application/json")
                 )
             try:
-                body = await read_body(scope, receive, self._max_body)
+                limit = self._max_body if self._body_limit is None else self._body_limit(server, principal)
+                body = await read_body(scope, receive, limit)
             except BodyTooLargeError as exc:
                 return await _rpc_error(send, 413, None, exc.to_rpc())
             try:
@@ -176,6 +180,7 @@ class McpEndpoint:
             era=Era.MODERN,
             protocol_version=verdict.protocol_version,
             scope=server,
+            query=url_query(scope),
             client_capabilities=verdict.client_capabilities if isinstance(verdict.client_capabilities, dict) else {},
             client_info=verdict.client_info if isinstance(verdict.client_info, dict) else None,
             log_level=_meta_log_level(params),
@@ -252,6 +257,7 @@ class McpEndpoint:
             era=Era.LEGACY,
             protocol_version=record.protocol_version,
             scope=server,
+            query=url_query(scope),
             client_capabilities=record.client_capabilities,
             client_info=record.client_info,
             session_id=record.id,
@@ -500,3 +506,21 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers or []})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+MAX_QUERY_BYTES = 1024
+MAX_QUERY_KEYS = 16
+
+
+def url_query(scope: Scope) -> dict[str, str]:
+    """The MCP URL's query parameters (first value of each; at most 16 keys from the first KiB): Code Mode's
+    `?codemode=` and `?lang=` ride on the URL the client was given."""
+    raw = scope.get("query_string", b"")
+    if not raw:
+        return {}
+    pairs = parse_qsl(raw[:MAX_QUERY_BYTES].decode("latin-1"), keep_blank_values=True)
+    query: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in query and len(query) < MAX_QUERY_KEYS:
+            query[key] = value
+    return query

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from portico.dlp.detectors.pattern import PatternDetector
 from portico.dlp.model import Finding
@@ -22,10 +23,24 @@ _SECRET_NAME = r"aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key|a
 _AWS_SECRET_IN_TEXT = re.compile(
     rf"(?:{_SECRET_NAME})[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+]{{40}})(?![A-Za-z0-9/+=])", re.IGNORECASE | re.ASCII
 )
+# RE2 (see `Detector`): `_AWS_SECRET_IN_TEXT`'s start (`\s` spelled out: RE2's lacks `\v`). Here and below, gates
+# count only a few characters after a literal, so that the scanner's DFA need not count far after each occurrence.
+_AWS_SECRET_PREFILTER = rf"(?i:{_SECRET_NAME})[\"']?[\t\n\v\f\r ]*[:=][\t\n\v\f\r ]*[\"']?[A-Za-z0-9/+]{{8}}"
 _AWS_SECRET_FIELD = re.compile(rf"(?:{_SECRET_NAME})$", re.IGNORECASE)
 _AWS_SECRET_VALUE = re.compile(r"[A-Za-z0-9/+]{40}", re.ASCII)
 _AZURE_FIELD = re.compile(r"(?:account|storage|primary|secondary)_?key$", re.IGNORECASE)
 _AZURE_VALUE = re.compile(r"[A-Za-z0-9/+]{86}==", re.ASCII)
+
+
+# Field names recur in every call of a tool; what they say is remembered (bounded: names can be hostile).
+@lru_cache(maxsize=4096)
+def _names_aws_secret(key: str) -> bool:
+    return _AWS_SECRET_FIELD.search(key) is not None
+
+
+@lru_cache(maxsize=4096)
+def _names_azure_key(key: str) -> bool:
+    return _AZURE_FIELD.search(key) is not None
 
 
 def mixed_key(value: str) -> bool:
@@ -37,6 +52,7 @@ class AwsSecretKeyDetector:
     name = "aws_secret_access_key"
     hints: tuple[str, ...] = ("ecret", "ECRET")
     needs_digits = False
+    prefilter = _AWS_SECRET_PREFILTER
 
     def find(self, text: str) -> list[Finding]:
         return [
@@ -45,9 +61,12 @@ class AwsSecretKeyDetector:
             if mixed_key(m.group(1))
         ]
 
+    def accepts_field(self, key: str) -> bool:
+        return _names_aws_secret(key)
+
     def find_in_field(self, key: str, text: str) -> list[Finding]:
         value = text.strip()
-        if _AWS_SECRET_FIELD.search(key) and _AWS_SECRET_VALUE.fullmatch(value) and mixed_key(value):
+        if _names_aws_secret(key) and _AWS_SECRET_VALUE.fullmatch(value) and mixed_key(value):
             start = text.index(value)
             return [Finding(self.name, start, start + len(value))]
         return []
@@ -59,6 +78,7 @@ class AzureStorageKeyDetector(PatternDetector):
             "azure_storage_key",
             re.compile(r"(?:AccountKey=([A-Za-z0-9/+]{86}==)|SharedAccessKey=([A-Za-z0-9/+]{43}=))(?![A-Za-z0-9/+=])"),
             hints=("AccountKey=", "SharedAccessKey="),
+            prefilter=r"(?:AccountKey|SharedAccessKey)=[A-Za-z0-9/+]{8}",
         )
 
     def find(self, text: str) -> list[Finding]:
@@ -69,9 +89,12 @@ class AzureStorageKeyDetector(PatternDetector):
                 out.append(Finding(self.name, m.start(g), m.end(g)))
         return out
 
+    def accepts_field(self, key: str) -> bool:
+        return _names_azure_key(key)
+
     def find_in_field(self, key: str, text: str) -> list[Finding]:
         value = text.strip()
-        if _AZURE_FIELD.search(key) and _AZURE_VALUE.fullmatch(value) and mixed_key(value):
+        if _names_azure_key(key) and _AZURE_VALUE.fullmatch(value) and mixed_key(value):
             start = text.index(value)
             return [Finding(self.name, start, start + len(value))]
         return []
@@ -82,10 +105,14 @@ def aws_access_key_id() -> PatternDetector:
         "aws_access_key_id",
         re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z2-7]{16}(?![A-Za-z0-9])"),
         hints=("AKIA", "ASIA"),
+        prefilter=r"(?:AKIA|ASIA)[A-Z2-7]{8}",
     )
 
 
 def gcp_api_key() -> PatternDetector:
     return PatternDetector(
-        "gcp_api_key", re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])"), hints=("AIza",)
+        "gcp_api_key",
+        re.compile(r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])"),
+        hints=("AIza",),
+        prefilter=r"AIza[0-9A-Za-z_-]{8}",
     )

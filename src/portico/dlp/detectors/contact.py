@@ -18,6 +18,8 @@ _EMAIL = re.compile(
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![\w-]|\.[A-Za-z0-9])",
     re.ASCII,
 )
+# RE2 (see `Detector`): a local part's last character, `@`, a label, a dot and two letters.
+_EMAIL_PREFILTER = r"[A-Za-z0-9_%+-]@[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2}"
 _FILE_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "avif", "bmp", "tif", "tiff"})
 
 _E164 = re.compile(r"\+(?<![\w+]\+)[1-9](?:[ .-]?\(?\d\)?){7,14}(?![\w]|[.-]\d)", re.ASCII)
@@ -33,6 +35,7 @@ class EmailDetector:
     name = "email"
     hints: tuple[str, ...] = ("@",)
     needs_digits = False
+    prefilter = _EMAIL_PREFILTER
 
     def find(self, text: str) -> list[Finding]:
         out: list[Finding] = []
@@ -42,6 +45,14 @@ class EmailDetector:
                 continue
             out.append(Finding(self.name, m.start(), m.end()))
         return out
+
+
+# RE2 (see `Detector`): E.164 (8+ digits after `+`), or a North American number with `_NANP`'s boundaries.
+_PHONE_PREFILTER = (
+    r"\+[1-9](?:[ .-]?\(?[0-9]\)?){7}"
+    r"|\([2-9][0-9][0-9]\) ?[2-9][0-9][0-9][-.][0-9]{4}"
+    r"|(?:^|[^A-Za-z0-9_.+-])[2-9][0-9][0-9][-.][2-9][0-9][0-9][-.][0-9]{4}"
+)
 
 
 def _e164_ok(candidate: str) -> bool:
@@ -57,6 +68,7 @@ class PhoneDetector:
     name = "phone"
     hints: tuple[str, ...] = ()
     needs_digits = True
+    prefilter = _PHONE_PREFILTER
 
     def find(self, text: str) -> list[Finding]:
         spans = [(m.start(), m.end()) for m in _E164.finditer(text) if _e164_ok(m.group())] if "+" in text else []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 from stdnum.de import idnr
 from stdnum.fr import nir
@@ -33,6 +34,7 @@ class StdnumDetector:
         context: str | None = None,
         hints: tuple[str, ...] = (),
         reach: int = 40,
+        prefilter: str | None = None,
     ) -> None:
         self.name = name
         self.hints = hints
@@ -42,6 +44,7 @@ class StdnumDetector:
         self._context = re.compile(context, re.IGNORECASE) if context else None
         self._field = re.compile(rf"(?:{context})\W*$", re.IGNORECASE) if context else None
         self._reach = reach
+        self.prefilter = prefilter
 
     def find(self, text: str) -> list[Finding]:
         out: list[Finding] = []
@@ -52,8 +55,11 @@ class StdnumDetector:
                 out.append(Finding(self.name, m.start(), m.end()))
         return out
 
+    def accepts_field(self, key: str) -> bool:
+        return self._field is not None and _names_field(self._field, key)
+
     def find_in_field(self, key: str, text: str) -> list[Finding]:
-        if self._field is None or not self._field.search(key):
+        if self._field is None or not _names_field(self._field, key):
             return []
         stripped = text.strip()
         m = self._pattern.fullmatch(stripped)
@@ -63,11 +69,22 @@ class StdnumDetector:
         return []
 
 
+@lru_cache(maxsize=4096)  # field names recur in every call of a tool; bounded, since names can be hostile
+def _names_field(field: re.Pattern[str], key: str) -> bool:
+    return field.search(key) is not None
+
+
+def _bounded(number: str) -> str:
+    """An RE2 prefilter (see `Detector`): `number` with the boundaries the candidate patterns below require."""
+    return rf"(?:^|[^A-Za-z0-9_.-]){number}(?:$|[^A-Za-z0-9_.-]|[.-](?:$|[^0-9]))"
+
+
 def fr_nir() -> StdnumDetector:
     return StdnumDetector(
         "fr_nir",
         r"[12](?<![\w.-][12])(?: ?\d\d){2} ?(?:\d\d|2[AB]) ?\d{3} ?\d{3} ?\d\d(?![\w]|[.-]\d)",
         nir.is_valid,
+        prefilter=_bounded(r"[12](?: ?[0-9][0-9]){2} ?(?:[0-9][0-9]|2[AB]) ?[0-9]{3} ?[0-9]{3} ?[0-9][0-9]"),
     )
 
 
@@ -78,6 +95,7 @@ def de_idnr() -> StdnumDetector:
         idnr.is_valid,
         context=r"steuer[- ]?id|steuerliche|identifikationsnummer|\bidnr|tax[ _-]?id|\btin\b",
         hints=("teuer", "TEUER", "dentifikation", "IdNr", "idnr", "IDNR", "tax", "Tax", "TAX", "TIN"),
+        prefilter=_bounded(r"[1-9][0-9](?: ?[0-9]){9}"),
     )
 
 
@@ -88,4 +106,5 @@ def nl_bsn() -> StdnumDetector:
         bsn.is_valid,
         context=r"\bbsn\b|burgerservice|citizen service number",
         hints=("BSN", "bsn", "Bsn", "urgerservice", "URGERSERVICE", "itizen service", "ITIZEN SERVICE"),
+        prefilter=_bounded(r"[0-9]{3}[ .]?[0-9]{2}[ .]?[0-9]{2}[ .]?[0-9]{2}"),
     )

@@ -19,6 +19,9 @@ _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|\d{1,3}(?:\.\d{1,3}){3})?(?![\w:.])", re.ASCII
 )
 
+# RE2 (see `Detector`): a dotted quad with `_IPV4`'s boundaries.
+_IPV4_PREFILTER = r"(?:^|[^A-Za-z0-9_.])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:$|[^A-Za-z0-9_.]|\.(?:$|[^0-9]))"
+
 
 def ipv4_ok(candidate: str) -> bool:
     """Four decimal octets 0-255 with no leading zeros."""
@@ -30,6 +33,7 @@ class Ipv4Detector:
     name = "ipv4"
     hints: tuple[str, ...] = (".",)
     needs_digits = True
+    prefilter = _IPV4_PREFILTER
 
     def find(self, text: str) -> list[Finding]:
         out: list[Finding] = []
@@ -56,6 +60,7 @@ class Ipv6Detector:
     name = "ipv6"
     hints: tuple[str, ...] = (":",)
     needs_digits = False
+    prefilter = r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:"  # RE2: the test at the top of `find`
 
     def find(self, text: str) -> list[Finding]:
         if "::" not in text and _THREE_COLONS.search(text) is None:

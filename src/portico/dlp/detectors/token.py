@@ -28,8 +28,13 @@ def _random_part(value: str) -> bool:
     return any(c.isdigit() for c in tail) and any(c.isalpha() for c in tail)
 
 
-def _token(name: str, body: str, hints: tuple[str, ...]) -> PatternDetector:
-    return PatternDetector(name, re.compile(_EDGE_BEFORE + body + _EDGE_AFTER), hints=hints, validate=_random_part)
+def _token(name: str, body: str, hints: tuple[str, ...], prefilter: str) -> PatternDetector:
+    """`prefilter` (RE2, see `Detector`): the prefix and the first few characters of the random part. Short, so
+    that the scanner's DFA need not count far after each occurrence of a prefix (text can repeat them).
+    """
+    return PatternDetector(
+        name, re.compile(_EDGE_BEFORE + body + _EDGE_AFTER), hints=hints, validate=_random_part, prefilter=prefilter
+    )
 
 
 def github_token() -> PatternDetector:
@@ -37,23 +42,25 @@ def github_token() -> PatternDetector:
         "github_token",
         r"(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})",
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        r"(?:gh[pousr]|github_pat)_[A-Za-z0-9]{8}",
     )
 
 
 def gitlab_token() -> PatternDetector:
-    return _token("gitlab_token", r"glpat-[A-Za-z0-9_.-]{20,}", ("glpat-",))
+    return _token("gitlab_token", r"glpat-[A-Za-z0-9_.-]{20,}", ("glpat-",), r"glpat-[A-Za-z0-9_.-]{8}")
 
 
 def slack_token() -> PatternDetector:
-    return _token("slack_token", r"xox[abpr]-\d{6,14}(?:-\d{6,14}){0,2}-[A-Za-z0-9]{8,}", ("xox",))
+    # `\d` here also takes non-ASCII digits, which RE2's does not: the prefilter is the prefix alone.
+    return _token("slack_token", r"xox[abpr]-\d{6,14}(?:-\d{6,14}){0,2}-[A-Za-z0-9]{8,}", ("xox",), r"xox[abpr]-")
 
 
 def stripe_key() -> PatternDetector:
-    return _token("stripe_key", r"[sr]k_live_[A-Za-z0-9]{24,}", ("k_live_",))
+    return _token("stripe_key", r"[sr]k_live_[A-Za-z0-9]{24,}", ("k_live_",), r"[sr]k_live_[A-Za-z0-9]{8}")
 
 
 def anthropic_key() -> PatternDetector:
-    return _token("anthropic_key", r"sk-ant-[A-Za-z0-9_-]{32,}", ("sk-ant-",))
+    return _token("anthropic_key", r"sk-ant-[A-Za-z0-9_-]{32,}", ("sk-ant-",), r"sk-ant-[A-Za-z0-9_-]{8}")
 
 
 def openai_key() -> PatternDetector:
@@ -61,4 +68,5 @@ def openai_key() -> PatternDetector:
         "openai_key",
         r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}|(?!ant-)[A-Za-z0-9]{48})",
         ("sk-",),
+        r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{8}|[A-Za-z0-9]{8})",
     )
