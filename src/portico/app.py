@@ -17,7 +17,7 @@ import re
 import secrets
 import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +34,9 @@ from portico.audit.stage import AuditStage
 from portico.catalog.catalog import Catalog, Kind
 from portico.catalog.pins import PinBook
 from portico.catalog.stage import CatalogStage, PinStage, RouteStage
+from portico.codemode.accounting import portal_tokens
+from portico.codemode.engine import Engine
+from portico.codemode.stage import CodeMode, CodeModeStage
 from portico.config import Settings, resolve_secret
 from portico.config import load as load_config
 from portico.connect import ConnectApp, open_connect
@@ -124,6 +127,8 @@ class Portico:
         self.context: ContextResolver | None = None  # set by `running()`
         self.devices: DeviceRegistry | None = None
         self.pins: PinBook | None = None  # set by `running()`: tool pins (rug-pull guard)
+        self.codemode = CodeMode(s.codemode, _engine_factories(s), self.metrics)
+        self._counting = self._recount = False  # Code Mode token gauges: one count at a time, the latest wins
 
     # ------------------------------------------------------------------------------------ the chain
 
@@ -131,16 +136,18 @@ class Portico:
         stages: list[Stage] = []
         if self.audit is not None:
             stages.append(AuditStage(self.audit))
+        catalog_stage = CatalogStage(self.catalog, self.pool, self.settings.catalog.page_size, self.hub)
         stages += [
             MetricsStage(self.metrics),
             ErrorStage(),
+            CodeModeStage(self.codemode, self.catalog, lambda: self.pipeline, catalog_stage.server_info),
             RouteStage(self.catalog),
             PolicyStage(lambda: self.policy, lambda: datetime.now(UTC)),
             PublicPolicyStage(lambda: self.settings.policy, lambda: datetime.now(UTC)),
             PinStage(),
             build_inspection_stage(self.settings, self.metrics),
             DlpStage.from_settings(self.settings, self.metrics),
-            CatalogStage(self.catalog, self.pool, self.settings.catalog.page_size, self.hub),
+            catalog_stage,
         ]
         terminal: CallNext = UpstreamTerminal(self.pool, Bridge(self.runtime.spawn))
         return Pipeline(stages, terminal)
@@ -171,6 +178,7 @@ class Portico:
             if self.connect is not None:
                 stack.push_async_callback(self.connect.aclose)
             self.pipeline = self.build_pipeline()
+            stack.push_async_callback(self.codemode.aclose)
             self.endpoint = McpEndpoint(
                 pipeline=self.pipeline,
                 sessions=self.sessions,
@@ -193,6 +201,7 @@ class Portico:
                             await self._refresh(upstream.id)
                 tg.start_soon(self._refresh_timer)
                 tg.start_soon(self._follow_pins, self.pins)
+                tg.start_soon(self._start_codemode)
                 tg.start_soon(self._janitor)
                 if self.auth_server is not None:
                     tg.start_soon(self.auth_server.run)
@@ -353,6 +362,13 @@ class Portico:
             for upstream in self.pool:
                 self._schedule_refresh(upstream.id)
 
+    async def _start_codemode(self) -> None:
+        """Warm the Code Mode engine's sandboxes in the background (a first run would otherwise start them)."""
+        try:
+            await self.codemode.start()
+        except PorticoError as exc:
+            log.error("Code Mode engine did not start (runs will fail until it does): %s", exc.detail or exc.public)
+
     async def _follow_pins(self, pins: PinBook) -> None:
         """Pick up tool approvals made by `portico tools approve` or another replica."""
         while True:
@@ -391,6 +407,32 @@ class Portico:
     async def _on_catalog_change(self, server_id: str, kinds: frozenset[Kind]) -> None:
         for method in sorted({_LIST_CHANGED[k] for k in kinds}):
             self.hub.publish(server_id, method, {})
+        if "tools" in kinds and self.settings.codemode.mode != "off" and self._tg is not None:
+            self._tg.start_soon(self._count_tokens)
+
+    async def _count_tokens(self) -> None:
+        """Refresh the native vs Code Mode token gauges (off the event loop: the first count loads the encoding)."""
+        if self._counting:
+            self._recount = True
+            return
+        self._counting = True
+        try:
+            while True:
+                self._recount = False
+                servers = [server.id for server in self.settings.servers if server.enabled]
+                rows = await anyio.to_thread.run_sync(portal_tokens, self.catalog, servers, self.settings.codemode)
+                if not self._recount:
+                    break
+        except Exception:  # an observer: a failed count leaves the gauges as they were
+            log.exception("Code Mode token count failed")
+            return
+        finally:
+            self._counting = False
+        for row in rows:
+            self.metrics.codemode_tokens.labels(row.portal, "native").set(row.native)
+            self.metrics.codemode_tokens.labels(row.portal, "codemode").set(
+                row.python if self.settings.codemode.engine == "python" else row.javascript
+            )
 
     async def _session_ended(self, session_id: str) -> None:
         for server_id, uri in self.hub.forget_session(session_id):
@@ -525,3 +567,20 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def build_app(settings: Settings) -> Portico:
     return Portico(settings)
+
+
+def _engine_factories(settings: Settings) -> dict[str, Callable[[], Engine]]:
+    """Code Mode engines, built on first use (importing neither V8 nor Monty before)."""
+    workers = settings.codemode.workers
+
+    def javascript() -> Engine:
+        from portico.codemode.js import JsEngine
+
+        return JsEngine(warm_workers=min(2, workers), max_workers=workers)
+
+    def python() -> Engine:
+        from portico.codemode.python import PythonEngine
+
+        return PythonEngine(min_workers=1, max_workers=workers)
+
+    return {"javascript": javascript, "python": python}

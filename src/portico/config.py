@@ -27,6 +27,7 @@ from ruamel.yaml.error import YAMLError
 
 from portico.audit.settings import AuditSettings
 from portico.catalog.settings import PinningSettings
+from portico.codemode.settings import CodeModeSettings
 from portico.dlp.settings import DlpSettings
 from portico.errors import ConfigError
 from portico.identity.context.settings import DeviceSettings, NetworkSettings, TlsSettings
@@ -267,6 +268,11 @@ class Settings(_Section):
         default_factory=InspectionSettings,
         description="Prompt-injection scoring of tool results, resource contents and prompts (and of a public "
         "server's inbound arguments): block, flag or annotate by threshold.",
+    )
+    codemode: CodeModeSettings = Field(
+        default_factory=CodeModeSettings,
+        description="Code Mode: `?codemode=search_and_execute` collapses the caller's tools into `search` and "
+        "`execute`, whose JavaScript or Python runs in a sandbox; every tool call it makes is governed and audited.",
     )
 
     @model_validator(mode="after")

@@ -302,3 +302,22 @@ def test_every_demo_server_has_its_tools_pinned(demo: tuple[str, Path]) -> None:
     assert {"notes", "tickets", "weather", "external", "drive"} <= servers
     assert ("external", "fetch_page", "pinned") in states
     assert all(state == "pinned" for _, _, state in states)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("lang", ["javascript", "python"])
+async def test_the_demo_serves_code_mode_on_request(demo: tuple[str, Path], lang: str) -> None:
+    url, _ = demo
+    code = {
+        "javascript": "const f = await codemode.weather__forecast({city: 'Oslo', days: 2});\n"
+        "const t = await codemode.tickets__get_ticket({ticket_id: 'T-1'});\n"
+        "({days: f.result.length, ticket: t.title})",
+        "python": "f = await codemode.weather__forecast(city='Oslo', days=2)\n"
+        "t = await codemode.tickets__get_ticket(ticket_id='T-1')\n"
+        "{'days': len(f['result']), 'ticket': t['title']}",
+    }
+    async with signed_in(f"{url}?codemode=search_and_execute&lang={lang}", token_for(demo, "dana"), "2026-07-28") as c:
+        names = [t.name for t in (await c.list_tools()).tools]
+        result = await c.call_tool("execute", {"code": code[lang]})
+    assert names == ["search", "execute"]
+    assert json.loads(result.content[0].text)["result"] == {"days": 2, "ticket": "VPN drops every hour"}

@@ -185,7 +185,7 @@ class CatalogStage:
                 for server_id, uri in watched:
                     await self._pool.get(server_id).watch_resource(uri, False)
 
-    def _server_info(self, scope: str | None) -> JSON:
+    def server_info(self, scope: str | None) -> JSON:
         """The serverInfo an endpoint presents (what `server_identity` returns first, without its scans)."""
         if scope is None:
             return PORTAL_INFO
@@ -203,8 +203,8 @@ class CatalogStage:
                 for key in ("tools", "prompts", "resources"):
                     if isinstance(capabilities.get(key), dict):
                         capabilities[key] = {**capabilities[key], "listChanged": True}
-                return self._server_info(scope), capabilities, upstream.info.instructions
-            return self._server_info(scope), _portal_capabilities(False), None
+                return self.server_info(scope), capabilities, upstream.info.instructions
+            return self.server_info(scope), _portal_capabilities(False), None
         subscribe = any(
             isinstance(u.info.capabilities.get("resources"), dict)
             and bool(u.info.capabilities["resources"].get("subscribe"))
@@ -253,7 +253,7 @@ class CatalogStage:
             result["ttlMs"] = 0
             result["resultType"] = "complete"
             result["cacheScope"] = "private"
-            result["_meta"] = {META_SERVER_INFO: self._server_info(exchange.scope)}
+            result["_meta"] = {META_SERVER_INFO: self.server_info(exchange.scope)}
         return result
 
 

@@ -123,6 +123,7 @@ def demo_config(data_dir: Path, urls: dict[str, str], port: int) -> dict[str, ob
         "servers": servers,
         # Every demo server is pinned (the default, `pinning: {}`): a changed tool definition is held for review
         # (`portico tools diff/approve`). Results are inspected for prompt injection (the default `inspection:`).
+        "codemode": {"mode": "opt_in"},  # /mcp?codemode=search_and_execute: two tools, code in a sandbox
         "dlp": {
             "fingerprint_key_file": str(data_dir / "dlp-fingerprint.key"),
             "rules": [
@@ -228,6 +229,8 @@ def demo(
             "    Drive account: open the link in the browser you signed in to Portico with, confirm, and sign in at\n"
             "    Demo Drive; from then on your calls see your own Drive files\n"
             f"  per-server URLs: http://127.0.0.1:{port}/servers/<id>/mcp\n"
+            f"  Code Mode: http://127.0.0.1:{port}/mcp?codemode=search_and_execute (add &lang=python for Python):\n"
+            "    two tools, search and execute, whose code calls your tools in a sandbox\n"
             "  sign-in is on (OAuth 2.1): point an MCP client at the portal URL and sign in, in the browser\n"
             f"  it opens, as one of\n{accounts}\n"
             '    or choose "Sign in with Demo IdP" (single sign-on): Erin, IdP group engineering -> staff, signed\n'

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from portico import __version__
 from portico.cli.audit import app as audit_app
+from portico.cli.codemode import app as codemode_app
 from portico.cli.connect import app as connect_app
 from portico.cli.demo import demo
 from portico.cli.device import app as device_app
@@ -33,6 +34,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(device_app, name="device")
 app.add_typer(connect_app, name="connect")
 app.add_typer(tools_app, name="tools")
+app.add_typer(codemode_app, name="codemode")
 app.command()(demo)
 console = Console(stderr=True, soft_wrap=True)
 

@@ -79,6 +79,12 @@ class CodeModeSettings(_Model):
     )
     limits: CodeModeLimits = Field(default_factory=CodeModeLimits, description="Per-run sandbox limits.")
     workers: int = Field(4, ge=1, le=256, description="Sandbox worker processes per engine at most (concurrent runs).")
+    type_check: bool = Field(
+        True,
+        description="Python engine: check the code's tool calls against typed stubs before it runs, so a wrong "
+        "argument fails before any call has a side effect (~15 ms per run; arguments are validated against the "
+        "tool's schema at each call either way).",
+    )
 
     @property
     def tool_names(self) -> CodeModeNames:
