@@ -60,7 +60,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote
+
+from portico.codemode.schema import lookup, resolve
 
 MAX_DEPTH = 20  # a schema nested this deep renders as unknown
 MAX_NODES = 5_000  # schemas one conversion expands; past this, unknown
@@ -376,33 +377,11 @@ class _Converter:
 
     def resolve(self, schema: Any) -> Mapping[str, Any]:
         """The schema itself, following `$ref`s at its top (bounded)."""
-        current: Any = schema
-        for _ in range(MAX_DEPTH):
-            ref = current.get("$ref") if isinstance(current, Mapping) else None
-            if not isinstance(ref, str):
-                break
-            current = self.lookup(ref)
-        return current if isinstance(current, Mapping) else {}
+        return resolve(self.root, schema, MAX_DEPTH)
 
     def lookup(self, ref: str) -> Any:
         """The target of a local JSON pointer (`#`, `#/$defs/a~1b`), or None."""
-        if not ref.startswith("#"):
-            return None
-        node: Any = self.root
-        pointer = unquote(ref[1:])
-        if not pointer:
-            return node
-        if not pointer.startswith("/"):
-            return None
-        for token in pointer[1:].split("/"):
-            token = token.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, Mapping) and token in node:
-                node = node[token]
-            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-                node = node[int(token)]
-            else:
-                return None
-        return node
+        return lookup(self.root, ref)
 
     def convert(self, schema: Any, depth: int, refs: tuple[str, ...], indent: int) -> _Type:
         self.nodes += 1

@@ -43,7 +43,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+
+from portico.codemode.schema import lookup, resolve
 
 MAX_DEPTH = 8  # nesting beyond this renders as Any
 MAX_LITERALS = 64  # a longer enum renders as the union of its values' types
@@ -306,34 +307,12 @@ class _Converter:
         self.root = root
 
     def resolve_root(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The input schema itself, following `$ref`s at its top (bounded)."""
-        current: Any = schema
-        for _ in range(MAX_DEPTH):
-            ref = current.get("$ref") if isinstance(current, Mapping) else None
-            if not isinstance(ref, str):
-                break
-            current = self.lookup(ref)
-        return current if isinstance(current, Mapping) else {}
+        """The schema itself, following `$ref`s at its top (bounded)."""
+        return resolve(self.root, schema, MAX_DEPTH)
 
     def lookup(self, ref: str) -> Any:
         """The target of a local JSON pointer (`#`, `#/$defs/a~1b`), or None."""
-        if not ref.startswith("#"):
-            return None
-        node: Any = self.root
-        pointer = unquote(ref[1:])
-        if not pointer:
-            return node
-        if not pointer.startswith("/"):
-            return None
-        for token in pointer[1:].split("/"):
-            token = token.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, Mapping) and token in node:
-                node = node[token]
-            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-                node = node[int(token)]
-            else:
-                return None
-        return node
+        return lookup(self.root, ref)
 
     def convert(self, schema: Any, depth: int, refs: tuple[str, ...]) -> _Union:
         if schema is True or schema is None:
