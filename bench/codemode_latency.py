@@ -7,7 +7,7 @@ era, raw JSON-RPC over one HTTP client; no SDK on the client side). Reports p50/
 what Code Mode adds to one call (target: ≤ 10 ms p50 for each engine).
 
     .venv/bin/python bench/codemode_latency.py                 # both engines, 300 calls of each kind
-    .venv/bin/python bench/codemode_latency.py --engine python --calls 1000 --no-type-check
+    .venv/bin/python bench/codemode_latency.py --engine python --calls 1000 --type-check
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ async def main(args: argparse.Namespace) -> None:
         settings = make_settings(
             Path(tmp),
             [{"id": "echo", "command": stdio_argv("echo")}],
-            codemode={"mode": "opt_in", "type_check": not args.no_type_check},
+            codemode={"mode": "opt_in", "type_check": args.type_check},
             audit={"spool_dir": str(Path(tmp) / "spool")},
         )
         async with serve(settings) as served, httpx2.AsyncClient(timeout=60) as http:
@@ -102,7 +102,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--engine", action="append", choices=["javascript", "python"])
     parser.add_argument("--calls", type=int, default=300, help="calls of each kind per engine")
     parser.add_argument("--block", type=int, default=25, help="calls per alternating block")
-    parser.add_argument("--no-type-check", action="store_true", help="codemode.type_check: false (Python engine)")
+    parser.add_argument("--type-check", action="store_true", help="codemode.type_check: true (Python engine)")
     args = parser.parse_args()
     args.engine = args.engine or ["javascript", "python"]
     return args

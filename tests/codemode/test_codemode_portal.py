@@ -148,7 +148,7 @@ async def test_a_tool_the_caller_may_not_call_does_not_exist_in_execute(tmp_path
         "javascript": "await codemode.text__add({a: 1, b: 2})",
         "python": "await codemode.text__add(a=1, b=2)",
     }
-    async with portal(tmp_path) as (served, text_base):
+    async with portal(tmp_path, type_check=True) as (served, text_base):
         async with Client(code_url(served, engine), mode="2026-07-28") as client:
             result = await client.call_tool("execute", {"code": code[engine]})
         upstream_saw = await received(text_base)
