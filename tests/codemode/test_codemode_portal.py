@@ -17,7 +17,7 @@ from mcp import Client
 
 from tests.audit.support import records
 from tests.support.portico import Running, make_settings, serve
-from tests.support.waits import until
+from tests.support.waits import eventually, until
 from tests.upstreams.launch import running, stdio_argv
 
 pytestmark = pytest.mark.anyio
@@ -373,3 +373,27 @@ async def test_the_sandbox_sees_no_process_environment_or_module_loader(tmp_path
         assert body["result"] == "undefined,undefined,undefined,undefined,undefined"
     else:
         assert result.is_error or "os" not in body["result"]
+
+
+async def test_a_caller_cannot_hold_more_runs_than_its_share_at_once(tmp_path: Path) -> None:
+    slow = "await new Promise((resolve) => setTimeout(resolve, 1500)); 'slow done'"
+    async with (
+        portal(tmp_path, runs_per_caller=1) as (served, _),
+        Client(code_url(served, "javascript"), mode="2026-07-28") as first,
+        Client(code_url(served, "javascript"), mode="2026-07-28") as second,
+    ):
+        outcomes: dict[str, Any] = {}
+
+        async def run_slow() -> None:
+            outcomes["slow"] = answer(await first.call_tool("execute", {"code": slow}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_slow)
+            await eventually(lambda: served.portico.codemode.runs_in_progress == 1)  # the slow run holds its slot
+            busy = await second.call_tool("execute", {"code": "1 + 1"})
+        after = answer(await second.call_tool("execute", {"code": "1 + 1"}))
+    assert busy.is_error
+    assert answer(busy)["error"]["type"] == "limit"
+    assert "runs in progress" in answer(busy)["error"]["message"]
+    assert outcomes["slow"]["result"] == "slow done"
+    assert after["result"] == 2

@@ -79,6 +79,13 @@ class CodeModeSettings(_Model):
     )
     limits: CodeModeLimits = Field(default_factory=CodeModeLimits, description="Per-run sandbox limits.")
     workers: int = Field(4, ge=1, le=256, description="Sandbox worker processes per engine at most (concurrent runs).")
+    runs_per_caller: int = Field(
+        2,
+        ge=1,
+        le=256,
+        description="Runs one caller may have in progress at once (per process); more are refused with a `limit` "
+        "error, so one caller cannot hold every sandbox. Anonymous callers count per client address.",
+    )
     type_check: bool = Field(
         False,
         description="Python engine: check the code's tool calls against typed stubs before it runs, so a wrong "

@@ -20,20 +20,21 @@ Inner exchanges (those with a `parent_id`) are never in Code Mode themselves.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from portico.catalog.catalog import Catalog
 from portico.codemode.catalog import ArgumentCheck, CodeCatalog, CodeTool
-from portico.codemode.engine import Engine, Limits, Program, RunResult, ToolError
+from portico.codemode.engine import Engine, ErrorKind, Limits, Program, RunError, RunResult, ToolError
 from portico.codemode.results import CallRecord, reply, unwrap
 from portico.codemode.settings import CodeModeSettings, EngineName
 from portico.codemode.tools import codemode_tools
 from portico.errors import URL_ELICITATION_REQUIRED, InvalidParamsError, NotFoundError, PorticoError
 from portico.metrics import Metrics
-from portico.types import JSON, CallNext, Era, Exchange, NullSink, Reply
+from portico.types import JSON, CallNext, Era, Exchange, NullSink, Principal, Reply
 
 log = logging.getLogger("portico.codemode")
 
@@ -41,6 +42,7 @@ MIB = 1024 * 1024
 MAX_CODE_CHARS = 100_000
 MAX_LIST_PAGES = 100
 SEARCH_CALLS = 1000  # search/describe helper calls one search run may make
+_BUSY = "you already have {} Code Mode runs in progress; wait for one to finish"
 _LANG = {"javascript": "javascript", "js": "javascript", "python": "python", "py": "python"}
 
 
@@ -56,6 +58,28 @@ class CodeMode:
         self._engines: dict[str, Engine] = {}
         self.metrics = metrics
         self.check = ArgumentCheck()
+        self._running: dict[tuple[str, str | None], int] = {}  # runs in progress per caller (this process)
+
+    @property
+    def runs_in_progress(self) -> int:
+        return sum(self._running.values())
+
+    @contextlib.contextmanager
+    def slot(self, principal: Principal) -> Iterator[bool]:
+        """Hold one of the caller's `runs_per_caller` slots; yields False (holding nothing) when none is free."""
+        key = (principal.subject, principal.ip if principal.authenticated_by in ("none", "public") else None)
+        if self._running.get(key, 0) >= self.settings.runs_per_caller:
+            yield False
+            return
+        self._running[key] = self._running.get(key, 0) + 1
+        try:
+            yield True
+        finally:
+            left = self._running[key] - 1
+            if left:
+                self._running[key] = left
+            else:
+                del self._running[key]
 
     def engine_for(self, exchange: Exchange) -> EngineName | None:
         """The engine this request's Code Mode runs on, or None when the request is not in Code Mode."""
@@ -122,12 +146,16 @@ class CodeModeStage:
         if len(code) > MAX_CODE_CHARS:
             raise InvalidParamsError(f"Invalid params: `code` is longer than {MAX_CODE_CHARS} characters")
         exchange.target = str(name)
-        tools = await self._visible_tools(exchange, engine)
-        run = _Run(self, exchange, engine, tools)
-        if name == names.search:
-            result = await run.search(code)
-        else:
-            result = await run.execute(code)
+        with self._codemode.slot(exchange.principal) as free:
+            if not free:
+                busy = RunResult(error=RunError(ErrorKind.LIMIT, _BUSY.format(self._codemode.settings.runs_per_caller)))
+                return Reply.ok(reply(busy, [], self._codemode.settings.limits.max_result_chars))
+            tools = await self._visible_tools(exchange, engine)
+            run = _Run(self, exchange, engine, tools)
+            if name == names.search:
+                result = await run.search(code)
+            else:
+                result = await run.execute(code)
         return Reply.ok(result)
 
     def _listing(self, exchange: Exchange, engine: EngineName) -> JSON:
