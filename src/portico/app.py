@@ -56,7 +56,7 @@ from portico.identity.sso.settings import SsoProviderSettings
 from portico.identity.tokens import TokenIssuer, TokenVerifier
 from portico.identity.users import UserDirectory
 from portico.inspection.public import PublicAccess, PublicPolicyStage
-from portico.inspection.stage import build_inspection_stage
+from portico.inspection.stage import InspectionStage, build_inspection_stage
 from portico.keyfile import load_or_create
 from portico.metrics import Metrics, MetricsStage
 from portico.pipeline import ErrorStage, Pipeline
@@ -127,12 +127,16 @@ class Portico:
         self.context: ContextResolver | None = None  # set by `running()`
         self.devices: DeviceRegistry | None = None
         self.pins: PinBook | None = None  # set by `running()`: tool pins (rug-pull guard)
+        self._dlp: DlpStage | None = None  # set by `build_pipeline()`; SIGHUP swaps in new rules
+        self._inspection: InspectionStage | None = None
         self.codemode = CodeMode(s.codemode, _engine_factories(s), self.metrics)
         self._counting = self._recount = False  # Code Mode token gauges: one count at a time, the latest wins
 
     # ------------------------------------------------------------------------------------ the chain
 
     def build_pipeline(self) -> Pipeline:
+        inspection = self._inspection = build_inspection_stage(self.settings, self.metrics)
+        dlp = self._dlp = DlpStage.from_settings(self.settings, self.metrics)
         stages: list[Stage] = []
         if self.audit is not None:
             stages.append(AuditStage(self.audit))
@@ -145,8 +149,8 @@ class Portico:
             PolicyStage(lambda: self.policy, lambda: datetime.now(UTC)),
             PublicPolicyStage(lambda: self.settings.policy, lambda: datetime.now(UTC)),
             PinStage(),
-            build_inspection_stage(self.settings, self.metrics),
-            DlpStage.from_settings(self.settings, self.metrics),
+            inspection,
+            dlp,
             catalog_stage,
         ]
         terminal: CallNext = UpstreamTerminal(self.pool, Bridge(self.runtime.spawn))
@@ -227,18 +231,34 @@ class Portico:
             self.hub.publish(upstream.id, "notifications/resources/list_changed", {})
 
     def reload_policy_from_file(self) -> bool:
-        """Re-read `policy:` from the config file. An invalid file changes nothing (the error is logged)."""
+        """Re-read `policy:`, `dlp:` and `inspection:` from the config file. All three apply, or none: an invalid
+        file, or a section that does not compile, changes nothing (the error is logged)."""
         if self.config_path is None:
             return False
         try:
             fresh = load_config(self.config_path)
+            dlp = DlpStage.from_settings(fresh)
+            inspection = build_inspection_stage(fresh, self.metrics)
         except ConfigError as exc:
             log.error("policy not reloaded, the previous policy stays in force: %s", exc.public)
             return False
-        if fresh.model_copy(update={"policy": self.settings.policy, "listen": self.settings.listen}) != self.settings:
-            log.warning("only the policy section is reloaded on SIGHUP; restart Portico to apply other changes")
+        kept = {"policy": self.settings.policy, "dlp": self.settings.dlp, "inspection": self.settings.inspection}
+        if fresh.model_copy(update={**kept, "listen": self.settings.listen}) != self.settings:
+            log.warning(
+                "only the policy, dlp and inspection sections are reloaded on SIGHUP; restart Portico to apply "
+                "other changes"
+            )
+        if self._dlp is not None and self._inspection is not None:
+            self._dlp.adopt(dlp)
+            self._inspection.adopt(inspection)
+        self.settings = self.settings.model_copy(update={"dlp": fresh.dlp, "inspection": fresh.inspection})
         self.reload_policy(fresh.policy)
-        log.info("policy reloaded from %s: %d rules", self.config_path, len(fresh.policy.rules))
+        log.info(
+            "policy, dlp and inspection reloaded from %s: %d policy rules, %d dlp rules",
+            self.config_path,
+            len(fresh.policy.rules),
+            len(fresh.dlp.rules),
+        )
         return True
 
     async def _reload_on_sighup(self) -> None:

@@ -92,3 +92,34 @@ def test_sighup_applies_an_edited_policy_and_a_broken_one_changes_nothing(
     _, stderr = process.communicate(timeout=30)
     assert b"policy not reloaded, the previous policy stays in force" in stderr
     assert b"effect" in stderr
+
+
+CARD = "4111 1111 1111 1111"
+NO_CARDS = "dlp:\n  rules: [{id: no-cards, action: block, direction: request, detectors: [card]}]\n"
+
+
+def echo_card(base: str) -> dict[str, object]:
+    body, headers = modern_call("tools/call", {"name": "echo__echo", "arguments": {"text": f"card {CARD}"}})
+    with httpx2.Client() as http:
+        return rpc_answer(http.post(f"{base}/mcp", content=body, headers=headers))
+
+
+def test_sighup_applies_edited_dlp_rules_too_and_a_broken_rule_changes_nothing(
+    served: tuple[Path, str, subprocess.Popen[bytes]],
+) -> None:
+    config, base, process = served
+    port = int(base.rsplit(":", 1)[1])
+    assert "result" in echo_card(base)
+    write_config(config, port, PERMIT_ALL)
+    config.write_text(config.read_text() + NO_CARDS)
+    process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "no-cards" in json.dumps(echo_card(base).get("error")), "the DLP rule to block the card")
+
+    config.write_text(config.read_text().replace("detectors: [card]", "detectors: [ccard]"))
+    process.send_signal(signal.SIGHUP)
+    time.sleep(1.0)  # the bad reload must have been attempted; it leaves nothing observable but a log line
+    assert "no-cards" in json.dumps(echo_card(base).get("error"))
+    os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert b"policy not reloaded, the previous policy stays in force" in stderr
+    assert b"ccard" in stderr

@@ -89,6 +89,11 @@ class DlpStage:
             key = bytes.fromhex(load_or_create(dlp.fingerprint_key_file, lambda: secrets.token_hex(32)))
         return cls(rules, key, None if metrics is None else _counter(metrics))
 
+    def adopt(self, fresh: DlpStage) -> None:
+        """Enforce `fresh`'s rules from the next exchange on (a run-time reload; exchanges in flight finish under
+        the plans they took)."""
+        self._rules, self._key = fresh._rules, fresh._key
+
     async def __call__(self, exchange: Exchange, call_next: CallNext) -> Reply:
         """Raises:
         DlpBlockedError: a `block` rule caught a value in the request (not forwarded) or in the result.

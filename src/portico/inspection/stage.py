@@ -91,6 +91,12 @@ class InspectionStage:
         self._metrics = metrics
         self._counters: dict[tuple[str, str], Any] = {}
 
+    def adopt(self, fresh: InspectionStage) -> None:
+        """Inspect as `fresh` does from the next exchange on (a run-time reload of `inspection:`; public servers'
+        settings belong to the server list, which needs a restart)."""
+        self._settings, self._profiles, self._default = fresh._settings, fresh._profiles, fresh._default
+        self._scorer = fresh._scorer
+
     async def __call__(self, exchange: Exchange, call_next: CallNext) -> Reply:
         """Raises:
         ContentBlockedError: the arguments or the answer were blocked (or could not be inspected).
