@@ -32,26 +32,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from portico.dlp.settings import SECRETS
+
 Suspect = Literal["annotate", "flag"]
 LearnedMode = Literal["auto", "on", "off"]
 Oversize = Literal["edges", "block"]
 
 # DLP detectors whose findings a public server may never return: credentials and keys (names from
 # `portico.dlp.default_detectors`). Personal data is left to the operator (add `card`, `iban`, `us_ssn`, …).
-CREDENTIAL_DETECTORS: tuple[str, ...] = (
-    "private_key",
-    "jwt",
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "gcp_api_key",
-    "azure_storage_key",
-    "github_token",
-    "gitlab_token",
-    "slack_token",
-    "stripe_key",
-    "anthropic_key",
-    "openai_key",
-)
+CREDENTIAL_DETECTORS: tuple[str, ...] = SECRETS  # the DLP `secrets` family, one list for both
 
 
 class _Section(BaseModel):
